@@ -13,3 +13,5 @@ pub mod selector;
 pub use errors::{StatusError, StatusReason};
 pub use field::{FieldError, FieldErrorList, FieldErrorType, Path};
 pub use resources::{ResourceDef, Verb, RESOURCES};
+pub mod printers;
+pub mod strategy;
