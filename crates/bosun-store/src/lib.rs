@@ -101,11 +101,21 @@ pub enum Error {
     /// A compare-and-swap failed: the key's current state is returned so that callers can
     /// retry without another read (`None` when the key no longer exists).
     #[error("key {key:?} was modified: expected mod revision {expected}, found {}", current.as_ref().map(|c| c.mod_revision).unwrap_or(0))]
-    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
+    Conflict {
+        key: String,
+        expected: Revision,
+        current: Option<Box<KeyValue>>,
+    },
     #[error("revision {requested} has been compacted (oldest available is {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     #[error("revision {requested} is in the future (current is {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("store is closed")]
