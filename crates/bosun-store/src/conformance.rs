@@ -792,32 +792,65 @@ pub async fn check_watch_prefix_isolation<S: Store>(store: &S) {
     );
 }
 
-/// A watch opened from the past while writers keep writing sees every write exactly once,
-/// in order: the replay of history joins the live events without a gap or a duplicate.
+/// Watches opened from the past while writers keep writing see every write exactly once,
+/// in order: the replay of history joins the live events without a gap or a duplicate,
+/// whichever commits land between the two.
 pub async fn check_watch_while_writing<S: Store>(store: &S) {
     const C: &str = "check_watch_while_writing";
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 100;
+    const TOTAL: usize = WRITERS * PER_WRITER;
+    const EVERY: usize = 40;
     let start = store.create("/ww/start", val("s")).await.expect(C);
-    let total = 400;
-    let mut acked = Vec::with_capacity(total);
-    let mut watch = None;
-    for i in 0..total {
-        let kv = store
-            .create(&format!("/ww/k/{i:04}"), val("v"))
-            .await
-            .expect(C);
-        acked.push((kv.mod_revision, kv.key));
-        if i == total / 2 {
-            // Opened mid-stream: half the events are history, half arrive live.
-            watch = Some(store.watch("/ww/k/", start.mod_revision).await.expect(C));
+    let acked = std::sync::Mutex::new(Vec::with_capacity(TOTAL));
+    let (progress, mut progress_rx) = tokio::sync::watch::channel(0usize);
+
+    let writers = futures::future::join_all((0..WRITERS).map(|w| {
+        let acked = &acked;
+        let progress = &progress;
+        async move {
+            for i in 0..PER_WRITER {
+                let kv = store
+                    .create(&format!("/ww/k/{w}/{i:04}"), val("v"))
+                    .await
+                    .unwrap_or_else(|e| panic!("{C}: create {w}/{i}: {e}"));
+                let n = {
+                    let mut acked = acked.lock().unwrap_or_else(|p| p.into_inner());
+                    acked.push((kv.mod_revision, kv.key));
+                    acked.len()
+                };
+                progress.send_replace(n);
+            }
         }
-    }
-    let Some(mut w) = watch else {
-        unreachable!("the watch is opened inside the loop")
+    }));
+    // Opens a watch from the start each time EVERY more writes were acknowledged, while
+    // the writers go on: each opening races with commits in flight.
+    let opener = async {
+        let mut watches = Vec::new();
+        let mut next = EVERY;
+        while next < TOTAL {
+            let n = *progress_rx.borrow_and_update();
+            if n >= next {
+                watches.push(store.watch("/ww/k/", start.mod_revision).await.expect(C));
+                next += EVERY;
+            } else if progress_rx.changed().await.is_err() {
+                break;
+            }
+        }
+        watches
     };
-    let events = next_events(&mut w, total, C).await;
-    assert_increasing(&events, C);
-    let got: Vec<(Revision, String)> = events.into_iter().map(|e| (e.revision, e.kv.key)).collect();
-    assert_eq!(got, acked, "{C}: every write exactly once, in order");
+    let (_, watches) = futures::join!(writers, opener);
+    assert!(!watches.is_empty(), "{C}: no watch was opened");
+
+    let mut acked = acked.into_inner().unwrap_or_else(|p| p.into_inner());
+    acked.sort();
+    for mut w in watches {
+        let events = next_events(&mut w, TOTAL, C).await;
+        assert_increasing(&events, C);
+        let got: Vec<(Revision, String)> =
+            events.into_iter().map(|e| (e.revision, e.kv.key)).collect();
+        assert_eq!(got, acked, "{C}: every write exactly once, in order");
+    }
 }
 
 /// Many tasks writing at once: all acknowledged, revisions unique, a watch sees them all
