@@ -50,6 +50,35 @@ async fn whoami(Extension(user): Extension<UserInfo>, req: Request) -> Json<serd
     }))
 }
 
+/// Switches the connection to a raw echo protocol, as exec and port-forward later switch to
+/// WebSocket: proves the upgrade survives TLS, authentication and the router.
+async fn echo_upgrade(mut req: Request) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let mut buf = [0u8; 64];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (http::header::CONNECTION, "Upgrade"),
+            (http::header::UPGRADE, "echo"),
+        ],
+    )
+        .into_response()
+}
+
 async fn start() -> Server {
     let data_dir = tempfile::tempdir().unwrap();
     let pki = tls::ensure_pki(data_dir.path(), &[]).unwrap();
@@ -82,6 +111,7 @@ async fn start() -> Server {
             }),
         )
         .route("/whoami", get(whoami))
+        .route("/echo-upgrade", get(echo_upgrade))
         .route(
             "/watchish",
             get(move || {
@@ -358,6 +388,56 @@ async fn many_requests_share_one_http2_connection() {
         statuses.iter().all(|s| *s == StatusCode::OK),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn http1_upgrade_hands_over_the_connection() {
+    let server = start().await;
+    let config = with_alpn(tls::client_config(&server.pki).unwrap(), &[b"http/1.1"]);
+    let stream = connect(server.addr, config).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let req = http::Request::get("/echo-upgrade")
+        .header(http::header::HOST, "localhost")
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "echo")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let upgraded = tokio::time::timeout(HANG_GUARD, hyper::upgrade::on(resp))
+        .await
+        .expect("upgrade stalled")
+        .unwrap();
+    let mut io = TokioIo::new(upgraded);
+    io.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    tokio::time::timeout(HANG_GUARD, io.read_exact(&mut buf))
+        .await
+        .expect("echo stalled")
+        .unwrap();
+    assert_eq!(&buf, b"ping");
+
+    // Upgrades are authenticated like any request.
+    let config = with_alpn(
+        tls::anonymous_client_config(&server.pki).unwrap(),
+        &[b"http/1.1"],
+    );
+    let stream = connect(server.addr, config).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let req = http::Request::get("/echo-upgrade")
+        .header(http::header::HOST, "localhost")
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "echo")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn check_streaming(server: &Server, alpn: &[&[u8]]) {
