@@ -178,6 +178,10 @@ impl StatusError {
             details: Some(StatusDetails { name: name.into(), group: group.into(), kind: kind.into(), causes, retry_after_seconds: None }),
         }
     }
+    /// A patch that cannot be applied (upstream answers 422 with reason Invalid).
+    pub fn invalid_patch(message: impl AsRef<str>) -> Self {
+        Self::new(StatusReason::Invalid, format!("the server rejected our request due to an error in our request: {}", message.as_ref()))
+    }
     pub fn method_not_allowed() -> Self {
         Self::new(StatusReason::MethodNotAllowed, "the server does not allow this method on the requested resource")
     }

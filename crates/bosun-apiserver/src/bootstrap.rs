@@ -1,0 +1,71 @@
+//! What exists from the first start: the namespaces `default`, `kube-system`,
+//! `kube-public` and `kube-node-lease`, the `kubernetes` Service at the first service IP
+//! with its Endpoints, and the system PriorityClasses. Creating each is idempotent.
+
+use std::net::IpAddr;
+
+use bosun_api::resources;
+use bosun_api::StatusError;
+use serde_json::{json, Value};
+
+use crate::registry::Registry;
+use crate::request::{Query, ResourcePath};
+
+async fn ensure(reg: &Registry, group: &str, version: &str, plural: &str, namespace: Option<&str>, obj: Value) -> Result<(), StatusError> {
+    let def = resources::find(group, version, plural).ok_or_else(StatusError::path_not_found)?;
+    let rp = ResourcePath { def, namespace: namespace.map(str::to_string), name: None, subresource: None };
+    match reg.create_value(&rp, &Query::default(), obj, Vec::new()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the objects every cluster starts with.
+pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusError> {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        ensure(reg, "", "v1", "namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+    }
+    let first_ip = reg.alloc.service_cidr.nth(1).to_string();
+    ensure(
+        reg,
+        "",
+        "v1",
+        "services",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": first_ip,
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}
+        }),
+    )
+    .await?;
+    let ep_ip = if host.is_unspecified() { "127.0.0.1".to_string() } else { host.to_string() };
+    ensure(
+        reg,
+        "",
+        "v1",
+        "endpoints",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ep_ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
+        }),
+    )
+    .await?;
+    for (name, value) in [("system-node-critical", 2_000_001_000i64), ("system-cluster-critical", 2_000_000_000)] {
+        ensure(
+            reg,
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            None,
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+                   "value": value, "description": "Used for system critical pods that must not be moved from their current node."}),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The watch cache: every stored object in memory, fed by one watch on the whole store.
+//!
+//! LIST, GET and WATCH are served from here (upstream's cacher). Each write is parsed
+//! once when it arrives: the object's bytes get their `resourceVersion` injected, its
+//! labels and selectable fields are pulled out, and the watch line
+//! `{"type":…,"object":…}` is encoded once and shared by every watcher.
+//!
+//! One store watch feeds all resources, so the cache's revision follows the store's
+//! revision exactly; a consistent read waits until the cache has caught up to the
+//! store's current revision (upstream's "consistent reads from cache").
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bosun_api::resources::{ResourceDef, RESOURCES};
+use bosun_api::StatusError;
+use bosun_store::{Event, EventType, KeyValue, ListOptions, Revision, Store};
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+use crate::kinds::{self, KindOps};
+
+/// Where every resource's keys live in the store.
+pub const REGISTRY_PREFIX: &str = "/registry/";
+
+/// The store key of an object.
+pub fn object_key(def: &ResourceDef, namespace: &str, name: &str) -> String {
+    if def.namespaced {
+        format!("{REGISTRY_PREFIX}{}/{namespace}/{name}", def.storage_prefix)
+    } else {
+        format!("{REGISTRY_PREFIX}{}/{name}", def.storage_prefix)
+    }
+}
+
+/// The key prefix of a resource, optionally narrowed to one namespace.
+pub fn resource_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if def.namespaced => format!("{REGISTRY_PREFIX}{}/{ns}/", def.storage_prefix),
+        _ => format!("{REGISTRY_PREFIX}{}/", def.storage_prefix),
+    }
+}
+
+/// One object version as the cache holds it.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub key: String,
+    pub namespace: String,
+    pub name: String,
+    /// The object's resourceVersion (the store's mod revision of this version).
+    pub rv: Revision,
+    /// The JSON of the object at its storage version, with `metadata.resourceVersion` set.
+    pub bytes: Bytes,
+    pub labels: BTreeMap<String, String>,
+    /// Selectable fields besides metadata.name/namespace.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl CachedObject {
+    /// Builds the cached form of a stored value, setting its resourceVersion to `rv`.
+    fn build(key: &str, raw: &[u8], rv: Revision, ops: Option<&dyn KindOps>) -> Option<CachedObject> {
+        let mut value: Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "stored value is not JSON; skipping it");
+                return None;
+            }
+        };
+        let meta = value.get_mut("metadata")?.as_object_mut()?;
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+        let labels = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+            .unwrap_or_default();
+        let fields = ops.map(|o| o.selectable_fields(&value)).unwrap_or_default();
+        let bytes = Bytes::from(serde_json::to_vec(&value).ok()?);
+        Some(CachedObject { key: key.to_string(), namespace, name, rv, bytes, labels, fields })
+    }
+
+    /// Builds the cached form of a key-value read from the store.
+    pub fn from_store(kv: &KeyValue, ops: Option<&dyn KindOps>) -> Option<CachedObject> {
+        Self::build(&kv.key, &kv.value, kv.mod_revision, ops)
+    }
+
+    /// The value of a selectable field, including metadata.name and metadata.namespace.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "metadata.name" => Some(&self.name),
+            "metadata.namespace" => Some(&self.namespace),
+            _ => self.fields.iter().find(|(f, _)| *f == name).map(|(_, v)| v.as_str()),
+        }
+    }
+
+    pub fn value(&self) -> Result<Value, StatusError> {
+        serde_json::from_slice(&self.bytes).map_err(|e| StatusError::internal(format!("decoding cached {}: {e}", self.key)))
+    }
+}
+
+/// A watch event type as the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchEventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl WatchEventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchEventType::Added => "ADDED",
+            WatchEventType::Modified => "MODIFIED",
+            WatchEventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object, shared by all watchers.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub event_type: WatchEventType,
+    pub rv: Revision,
+    /// The new object, or for a deletion the last state with `rv` as its resourceVersion.
+    pub object: Arc<CachedObject>,
+    /// The object before the change (None for additions).
+    pub prev: Option<Arc<CachedObject>>,
+    /// The watch line for this event at the storage version, encoded by the first
+    /// watcher that needs it and shared by all the others.
+    pub line: std::sync::OnceLock<Bytes>,
+}
+
+impl CacheEvent {
+    /// The shared watch line of this event as it happened.
+    pub fn line(&self) -> &Bytes {
+        self.line.get_or_init(|| watch_line(self.event_type.as_str(), &self.object.bytes))
+    }
+}
+
+/// Encodes a watch line for an object at its storage version.
+pub fn watch_line(event_type: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(event_type.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    /// Recent events, oldest first.
+    events: VecDeque<Arc<CacheEvent>>,
+    /// Every event with rv > `history_from` is in `events`.
+    history_from: Revision,
+    /// The revision of the last event applied to this resource.
+    rv: Revision,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+/// The cache of one stored resource.
+pub struct ResourceCache {
+    pub def: &'static ResourceDef,
+    ops: Option<&'static dyn KindOps>,
+    state: RwLock<State>,
+    capacity: usize,
+    global_rv: watch::Receiver<Revision>,
+}
+
+/// A consistent view of a resource's objects at one revision.
+pub struct Snapshot {
+    pub rv: Revision,
+    pub objects: Vec<Arc<CachedObject>>,
+}
+
+/// A watch registered with the cache: events to replay, then live ones.
+pub struct Subscription {
+    pub backlog: Vec<Arc<CacheEvent>>,
+    pub rx: broadcast::Receiver<Arc<CacheEvent>>,
+    /// Live events with rv <= this were already delivered through the backlog or snapshot.
+    pub after: Revision,
+}
+
+impl ResourceCache {
+    fn new(def: &'static ResourceDef, capacity: usize, global_rv: watch::Receiver<Revision>) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(16));
+        ResourceCache {
+            def,
+            ops: kinds::ops_for(def.storage_group, def.kind),
+            state: RwLock::new(State { objects: BTreeMap::new(), events: VecDeque::new(), history_from: 0, rv: 0, tx }),
+            capacity,
+            global_rv,
+        }
+    }
+
+    fn current_rv(&self, st: &State) -> Revision {
+        (*self.global_rv.borrow()).max(st.rv)
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, key: &str) -> (Option<Arc<CachedObject>>, Revision) {
+        let st = self.state.read();
+        (st.objects.get(key).cloned(), self.current_rv(&st))
+    }
+
+    /// All objects under `prefix` (a resource or namespace prefix) after `start_after`.
+    pub fn snapshot(&self, prefix: &str) -> Snapshot {
+        let st = self.state.read();
+        let objects = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
+        Snapshot { rv: self.current_rv(&st), objects }
+    }
+
+    /// The current revision of this resource's state.
+    pub fn rv(&self) -> Revision {
+        let st = self.state.read();
+        self.current_rv(&st)
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.read().objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a watch that starts after `rv`, or with the current state when `rv` is None
+    /// (then the snapshot comes back as well).
+    pub fn subscribe(&self, from: Option<Revision>, prefix: &str) -> Result<(Subscription, Option<Snapshot>), StatusError> {
+        let st = self.state.read();
+        let rx = st.tx.subscribe();
+        let current = self.current_rv(&st);
+        match from {
+            None => {
+                let objects = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
+                Ok((Subscription { backlog: Vec::new(), rx, after: current }, Some(Snapshot { rv: current, objects })))
+            }
+            Some(rv) => {
+                if rv < st.history_from {
+                    return Err(StatusError::too_old_resource_version(rv, st.history_from));
+                }
+                let backlog = st.events.iter().filter(|e| e.rv > rv).cloned().collect();
+                Ok((Subscription { backlog, rx, after: current.max(rv) }, None))
+            }
+        }
+    }
+
+    fn apply(&self, ev: &Event) {
+        let ops = self.ops.map(|o| o as &dyn KindOps);
+        let mut st = self.state.write();
+        let prev = st.objects.get(&ev.kv.key).cloned();
+        let event = match ev.event_type {
+            EventType::Create | EventType::Update => {
+                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops) else { return };
+                let obj = Arc::new(obj);
+                st.objects.insert(ev.kv.key.clone(), obj.clone());
+                let event_type = if prev.is_some() { WatchEventType::Modified } else { WatchEventType::Added };
+                CacheEvent { event_type, rv: ev.revision, object: obj, prev, line: Default::default() }
+            }
+            EventType::Delete => {
+                st.objects.remove(&ev.kv.key);
+                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops) else { return };
+                CacheEvent { event_type: WatchEventType::Deleted, rv: ev.revision, object: Arc::new(obj), prev, line: Default::default() }
+            }
+        };
+        let event = Arc::new(event);
+        st.rv = ev.revision;
+        st.events.push_back(event.clone());
+        while st.events.len() > self.capacity {
+            if let Some(old) = st.events.pop_front() {
+                st.history_from = old.rv;
+            }
+        }
+        // No receivers is fine.
+        let _ = st.tx.send(event);
+    }
+
+    fn reset(&self, kvs: Vec<KeyValue>, rv: Revision) {
+        let ops = self.ops.map(|o| o as &dyn KindOps);
+        let mut objects = BTreeMap::new();
+        for kv in kvs {
+            if let Some(o) = CachedObject::build(&kv.key, &kv.value, kv.mod_revision, ops) {
+                objects.insert(kv.key.clone(), Arc::new(o));
+            }
+        }
+        let mut st = self.state.write();
+        st.objects = objects;
+        st.events.clear();
+        st.history_from = rv;
+        st.rv = rv;
+        // Replacing the sender ends every existing watch: they restart from a fresh list.
+        let (tx, _) = broadcast::channel(self.capacity.max(16));
+        st.tx = tx;
+    }
+}
+
+/// The watch cache of every resource.
+pub struct Cache {
+    store: Arc<dyn Store>,
+    resources: HashMap<&'static str, Arc<ResourceCache>>,
+    rv_tx: watch::Sender<Revision>,
+    rv_rx: watch::Receiver<Revision>,
+}
+
+impl Cache {
+    /// Loads every resource from the store and starts following it.
+    pub async fn start(store: Arc<dyn Store>, capacity: usize) -> Result<Arc<Cache>, bosun_store::Error> {
+        let (rv_tx, rv_rx) = watch::channel(0);
+        let mut resources = HashMap::new();
+        for def in RESOURCES.iter().filter(|d| d.is_storage_version()) {
+            resources.entry(def.storage_prefix).or_insert_with(|| Arc::new(ResourceCache::new(def, capacity, rv_rx.clone())));
+        }
+        let cache = Arc::new(Cache { store, resources, rv_tx, rv_rx });
+        let rv = cache.load().await?;
+        let c = cache.clone();
+        tokio::spawn(async move { c.follow(rv).await });
+        Ok(cache)
+    }
+
+    /// Lists the whole registry at one revision and resets every resource to it.
+    async fn load(&self) -> Result<Revision, bosun_store::Error> {
+        let mut by_resource: HashMap<&'static str, Vec<KeyValue>> = HashMap::new();
+        let mut opts = ListOptions { revision: None, start_after: None, limit: 10_000 };
+        let rv = loop {
+            let page = self.store.list(REGISTRY_PREFIX, opts.clone()).await?;
+            opts.revision = Some(page.revision);
+            opts.start_after = page.kvs.last().map(|kv| kv.key.clone());
+            for kv in page.kvs {
+                if let Some(rc) = self.resource_of_key(&kv.key) {
+                    by_resource.entry(rc.def.storage_prefix).or_default().push(kv);
+                }
+            }
+            if !page.more {
+                break page.revision;
+            }
+        };
+        for (prefix, rc) in &self.resources {
+            rc.reset(by_resource.remove(prefix).unwrap_or_default(), rv);
+        }
+        self.rv_tx.send_replace(rv);
+        Ok(rv)
+    }
+
+    async fn follow(self: Arc<Self>, mut rv: Revision) {
+        loop {
+            match self.store.watch("/", rv).await {
+                Ok(mut stream) => {
+                    while let Some(batch) = stream.next().await {
+                        match batch {
+                            Ok(events) => {
+                                let mut last = rv;
+                                for ev in &events {
+                                    if let Some(rc) = self.resource_of_key(&ev.kv.key) {
+                                        rc.apply(ev);
+                                    }
+                                    last = last.max(ev.revision);
+                                }
+                                rv = last;
+                                self.rv_tx.send_replace(rv);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, rv, "store watch ended; restarting it");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(bosun_store::Error::Closed) => return,
+                Err(e) => tracing::warn!(error = %e, rv, "cannot watch the store"),
+            }
+            if self.store.compacted_revision().await.map(|c| c > rv).unwrap_or(false) {
+                // We fell behind the store's history: start over from a fresh list.
+                match self.load().await {
+                    Ok(new_rv) => rv = new_rv,
+                    Err(e) => tracing::warn!(error = %e, "cannot reload the cache"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn resource_of_key(&self, key: &str) -> Option<&Arc<ResourceCache>> {
+        let rest = key.strip_prefix(REGISTRY_PREFIX)?;
+        let prefix = rest.split('/').next()?;
+        self.resources.get(prefix)
+    }
+
+    /// The cache of a resource (by its storage prefix).
+    pub fn resource(&self, def: &ResourceDef) -> Option<&Arc<ResourceCache>> {
+        self.resources.get(def.storage_prefix)
+    }
+
+    /// The revision the cache has caught up to.
+    pub fn rv(&self) -> Revision {
+        *self.rv_rx.borrow()
+    }
+
+    /// Waits until the cache has seen revision `rv` (or `timeout` passes).
+    pub async fn wait_for(&self, rv: Revision, timeout: Duration) -> Result<(), StatusError> {
+        let mut rx = self.rv_rx.clone();
+        let res = tokio::time::timeout(timeout, async { rx.wait_for(|seen| *seen >= rv).await.map(|_| ()) }).await;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(StatusError::service_unavailable("the watch cache has stopped")),
+            Err(_) => Err(StatusError::timeout(format!("Too large resource version: {rv}, current: {}", self.rv()))),
+        }
+    }
+
+    /// Waits until the cache reflects every write acknowledged so far (a consistent read).
+    pub async fn sync(&self) -> Result<Revision, StatusError> {
+        let current = self.store.current_revision().await.map_err(|e| StatusError::internal(e.to_string()))?;
+        self.wait_for(current, Duration::from_secs(3)).await?;
+        Ok(current)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

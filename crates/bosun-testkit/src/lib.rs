@@ -1,0 +1,110 @@
+//! Test harness: a bosun API server in-process on a free loopback port, over a real
+//! SQLite store in a temporary directory, reachable with kube-rs and the real kubectl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use anyhow::Context;
+use bosun_apiserver::{Config, Server};
+use bosun_store::sqlite::SqliteStore;
+
+/// A server started for one test; stopped when dropped with the runtime.
+pub struct TestServer {
+    pub server: Server,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A fresh server in a new temporary directory.
+    pub async fn start() -> anyhow::Result<TestServer> {
+        let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, 0).await?;
+        s._tmp = Some(tmp);
+        Ok(s)
+    }
+
+    /// A server on the data directory `dir` (to test restarts), on `port` (0 = any).
+    pub async fn start_in(dir: &Path, port: u16) -> anyhow::Result<TestServer> {
+        std::fs::create_dir_all(dir.join("db"))?;
+        let store = SqliteStore::open(&dir.join("db").join("state.db"), Default::default()).context("opening the store")?;
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            bind_address: "127.0.0.1".parse()?,
+            secure_port: port,
+            ..Default::default()
+        };
+        let server = Server::start(config, Arc::new(store)).await.context("starting the server")?;
+        Ok(TestServer { server, dir: dir.to_path_buf(), _tmp: None })
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.server.kubeconfig
+    }
+
+    /// A kube-rs client with the admin credentials.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        client_for(self.kubeconfig()).await
+    }
+
+    /// Runs the real kubectl against this server.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl_with(self.kubeconfig(), args, None)
+    }
+
+    /// Runs kubectl with `stdin` as its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        kubectl_with(self.kubeconfig(), args, Some(stdin))
+    }
+
+    /// Runs kubectl and returns stdout, failing with stderr when it exits non-zero.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {} failed: {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure, returning stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {} unexpectedly succeeded: {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// A kube-rs client from a kubeconfig file.
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).context("reading the kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("building the client config")?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Where the real kubectl is: `$BOSUN_KUBECTL`, else `~/.cache/bosun/bin/kubectl`
+/// (scripts/fetch-clients.sh puts it there).
+pub fn kubectl_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BOSUN_KUBECTL") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os("BOSUN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun"));
+    cache.join("bin/kubectl")
+}
+
+fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let path = kubectl_path();
+    assert!(path.exists(), "kubectl not found at {}: run scripts/fetch-clients.sh (or set BOSUN_KUBECTL)", path.display());
+    let mut cmd = Command::new(&path);
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    cmd.env("KUBECACHEDIR", kubeconfig.parent().unwrap_or(Path::new("/tmp")).join("kubecache"));
+    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+    if let (Some(input), Some(mut si)) = (stdin, child.stdin.take()) {
+        let _ = si.write_all(input.as_bytes());
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("waiting for kubectl: {e}"))
+}
