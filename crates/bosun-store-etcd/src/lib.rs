@@ -23,7 +23,7 @@ use bytes::Bytes;
 use etcd_client::proto::{PbKeyValue, PbTxnOpResponse};
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions,
-    PutOptions, Txn, TxnOp, TxnResponse,
+    KvClient, PutOptions, Txn, TxnOp, TxnResponse,
 };
 
 pub mod local;
@@ -37,6 +37,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/2 pings on open streams, so that a watch on a dead member fails instead of hanging.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer accepted: gRPC's 4 MiB default is less than an unpaginated list of a
+/// few thousand objects or a watch batch replaying many revisions; etcd itself sends up to
+/// 2 GiB.
+pub(crate) const MAX_MESSAGE: usize = i32::MAX as usize;
 
 /// A [`Store`] kept in an etcd v3 cluster. Cheap to clone: clones share one connection.
 #[derive(Clone)]
@@ -152,7 +156,7 @@ impl EtcdStore {
         }
         let start = range_start(self.inner.prefix.as_bytes().to_vec());
         let end = prefix_end(&self.inner.prefix);
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let resp = self
             .inner
             .call(
@@ -166,7 +170,7 @@ impl EtcdStore {
 
     /// The current revision, read from the header of a cheap range.
     async fn header_revision(&self, op: &str) -> Result<Revision> {
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let key = range_start(self.inner.prefix.as_bytes().to_vec());
         let resp = self
             .inner
@@ -181,7 +185,7 @@ impl EtcdStore {
 
     /// Whether a read at `revision` is still possible (`Ok(false)` when compacted).
     async fn readable_at(&self, revision: Revision) -> Result<bool> {
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let key = range_start(self.inner.prefix.as_bytes().to_vec());
         let opts = GetOptions::new()
             .with_count_only()
@@ -240,7 +244,7 @@ impl EtcdStore {
 
     /// Runs a transaction and checks that it came back with a header.
     async fn txn(&self, op: &str, key: &str, txn: Txn) -> Result<(TxnResponse, Revision)> {
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let resp = match self.inner.timed(kv.txn(txn)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
@@ -323,6 +327,12 @@ impl Inner {
         ))
     }
 
+    fn kv(&self) -> KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+    }
+
     pub(crate) fn saw_compacted(&self, revision: Revision) {
         self.compacted.fetch_max(revision, Ordering::AcqRel);
     }
@@ -390,7 +400,7 @@ fn single_response(resp: TxnResponse, op: &str, key: &str) -> Result<PbTxnOpResp
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let full = self.full_key(key)?;
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let resp = self.inner.call("get", key, kv.get(full, None)).await?;
         match resp.0.kvs.into_iter().next() {
             Some(found) => Ok(Some(self.inner.convert(found)?)),
@@ -430,7 +440,7 @@ impl Store for EtcdStore {
             }
             _ => None,
         };
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let resp = match self.inner.timed(kv.get(start, Some(get))).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
@@ -464,7 +474,7 @@ impl Store for EtcdStore {
     async fn count(&self, prefix: &str) -> Result<i64> {
         let full_prefix = format!("{}{prefix}", self.inner.prefix);
         let end = prefix_end(&full_prefix);
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         let resp = self
             .inner
             .call(
@@ -610,7 +620,7 @@ impl Store for EtcdStore {
         if revision <= 0 {
             return Ok(());
         }
-        let mut kv = self.inner.client.kv_client();
+        let mut kv = self.inner.kv();
         // Physical: the call returns once the old revisions are really gone, so that what
         // callers observe right after does not depend on etcd's background work.
         let opts = CompactionOptions::new().with_physical();

@@ -49,11 +49,14 @@ pub enum LocalEtcdError {
 
 /// A running one-member etcd. Dropping it kills the process and removes its data.
 pub struct LocalEtcd {
-    child: Child,
-    endpoint: String,
+    /// `None` while stopped by [`LocalEtcd::stop`].
+    child: Option<Child>,
+    bin: PathBuf,
+    client_url: String,
+    peer_url: String,
     log: PathBuf,
     // Dropped after the process is killed (fields drop after `Drop::drop`).
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl LocalEtcd {
@@ -79,59 +82,90 @@ impl LocalEtcd {
             .prefix("bosun-etcd-")
             .tempdir()
             .map_err(LocalEtcdError::TempDir)?;
-        let client_port = free_port()?;
-        let peer_port = free_port()?;
-        let client_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
         let log = dir.path().join("etcd.log");
-        let log_file = std::fs::File::create(&log).map_err(LocalEtcdError::TempDir)?;
+        let mut etcd = LocalEtcd {
+            child: None,
+            bin: bin.to_path_buf(),
+            client_url: format!("http://127.0.0.1:{}", free_port()?),
+            peer_url: format!("http://127.0.0.1:{}", free_port()?),
+            log,
+            dir,
+        };
+        etcd.spawn().await?;
+        Ok(etcd)
+    }
+
+    /// Starts the process on this member's ports and data and waits until it answers.
+    async fn spawn(&mut self) -> Result<(), LocalEtcdError> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(LocalEtcdError::TempDir)?;
         let log_err = log_file.try_clone().map_err(LocalEtcdError::TempDir)?;
-        let mut command = Command::new(bin);
+        let mut command = Command::new(&self.bin);
         // etcd also reads its flags from ETCD_* variables; the caller's must not leak in.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ETCD_") {
                 command.env_remove(name);
             }
         }
+        let (client_url, peer_url) = (&self.client_url, &self.peer_url);
         let child = command
             .arg("--name=default")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=default={peer_url}"))
+            // Ignored by etcd once the data directory holds a member (on restart).
             .arg("--initial-cluster-state=new")
-            // Metrics and the v2 API are not needed; keep the member small.
             .arg("--enable-v2=false")
-            // Leave a chance to a test that writes a lot to finish before the 2 GiB default.
+            // Room for tests that write a lot, beyond the 2 GiB default.
             .arg("--quota-backend-bytes=4294967296")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(log_err))
             .spawn()
             .map_err(|source| LocalEtcdError::Spawn {
-                path: bin.display().to_string(),
+                path: self.bin.display().to_string(),
                 source,
             })?;
-        let mut etcd = LocalEtcd {
-            child,
-            endpoint: client_url,
-            log,
-            _dir: dir,
-        };
-        etcd.wait_ready().await?;
-        Ok(etcd)
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    /// Kills the process, keeping its data and ports for [`LocalEtcd::restart`] (to test
+    /// what clients do while the store is down).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the process if it runs and starts it again on the same data and ports.
+    pub async fn restart(&mut self) -> Result<(), LocalEtcdError> {
+        self.stop();
+        self.spawn().await
     }
 
     /// Polls until a read succeeds, failing early when the process dies.
     async fn wait_ready(&mut self) -> Result<(), LocalEtcdError> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            let exited = match self.child.as_mut() {
+                Some(child) => child.try_wait().ok().flatten().map(|s| s.to_string()),
+                None => Some("not running".to_string()),
+            };
+            if let Some(status) = exited {
                 return Err(LocalEtcdError::Exited {
-                    endpoint: self.endpoint.clone(),
-                    status: status.to_string(),
+                    endpoint: self.client_url.clone(),
+                    status,
                     log: self.log_tail(),
                 });
             }
@@ -140,7 +174,7 @@ impl LocalEtcd {
             }
             if Instant::now() >= deadline {
                 return Err(LocalEtcdError::NoAnswer {
-                    endpoint: self.endpoint.clone(),
+                    endpoint: self.client_url.clone(),
                     timeout: START_TIMEOUT,
                     log: self.log_tail(),
                 });
@@ -151,7 +185,9 @@ impl LocalEtcd {
 
     async fn answers(&self) -> bool {
         let attempt = async {
-            let mut client = Client::connect([self.endpoint.as_str()], None).await.ok()?;
+            let mut client = Client::connect([self.client_url.as_str()], None)
+                .await
+                .ok()?;
             client.get("/", None).await.ok()
         };
         matches!(
@@ -162,12 +198,12 @@ impl LocalEtcd {
 
     /// The client URL, e.g. `http://127.0.0.1:40123`.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.client_url
     }
 
     /// The client URLs, in the form [`crate::EtcdStore::connect`] takes.
     pub fn endpoints(&self) -> Vec<String> {
-        vec![self.endpoint.clone()]
+        vec![self.client_url.clone()]
     }
 
     /// The last lines etcd logged (for failure messages).
@@ -180,8 +216,7 @@ impl LocalEtcd {
 
 impl Drop for LocalEtcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use etcd_client::proto::PbWatchResponse;
 use etcd_client::WatchOptions;
 
-use crate::{range_start, Inner, REQUEST_TIMEOUT};
+use crate::{range_start, Inner, MAX_MESSAGE, REQUEST_TIMEOUT};
 
 /// etcd's event type numbers (mvccpb.Event.EventType).
 const ETCD_PUT: i32 = 0;
@@ -54,7 +54,10 @@ async fn open(
     after: Revision,
 ) -> Result<etcd_client::WatchStream> {
     let op = "watch";
-    let mut client = inner.client.watch_client();
+    let mut client = inner
+        .client
+        .watch_client()
+        .max_decoding_message_size(MAX_MESSAGE);
     let options = WatchOptions::new()
         .with_range(end.to_vec())
         .with_prev_key()
