@@ -18,7 +18,8 @@
 //! transaction as the log, so that a get is two primary-key lookups and a list or count at
 //! the current revision scans exactly the live keys of the prefix, however long the
 //! history. Reads at an older revision pick, per key, the highest row at or below the
-//! revision through the `(key, revision)` index.
+//! revision through the `(key, revision)` index. Watches replay the log through the
+//! `(revision, key)` index.
 //!
 //! `meta` holds the compacted revision. The current revision is the highest revision in the
 //! log (compaction always keeps the rows at and above the compacted revision), so revisions
@@ -102,6 +103,7 @@ CREATE TABLE IF NOT EXISTS log (
     value BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_key_revision ON log (key, revision);
+CREATE INDEX IF NOT EXISTS log_revision_key ON log (revision, key);
 CREATE TABLE IF NOT EXISTS current (
     key BLOB PRIMARY KEY,
     revision INTEGER NOT NULL
@@ -610,16 +612,8 @@ fn list_sync(
             range.replace("key", "c.key")
         )
     } else {
-        // The highest row at or below `rev` per key, through the (key, revision) index.
         args.push(Value::Integer(rev));
-        let rev_param = args.len();
-        format!(
-            "SELECT m.key, l.revision, l.create_revision, l.value
-             FROM (SELECT key, max(revision) AS revision FROM log
-                   WHERE {range} AND revision <= ?{rev_param} GROUP BY key) AS m
-             JOIN log l ON l.revision = m.revision
-             WHERE l.deleted = 0 ORDER BY m.key{limit_clause}"
-        )
+        history_list_sql(&range, args.len(), &limit_clause)
     };
     let mut kvs = Vec::new();
     {
@@ -662,6 +656,22 @@ fn list_sync(
         more,
         remaining,
     })
+}
+
+/// The query of a list at an older revision: the highest row at or below the revision per
+/// key, through the (key, revision) index. The grouped subquery runs as a co-routine that
+/// yields keys in order and the `CROSS JOIN` keeps it the outer loop, so rows come out in
+/// key order and a page stops after `limit` keys; an outer `ORDER BY` would make SQLite
+/// read and sort every value of the prefix first (a 500-key page at 100k keys: 0.9 s
+/// instead of 3 ms). `sqlite::tests::history_list_streams_in_key_order` guards the plan.
+fn history_list_sql(range: &str, rev_param: usize, limit_clause: &str) -> String {
+    format!(
+        "SELECT m.key, l.revision, l.create_revision, l.value
+         FROM (SELECT key, max(revision) AS revision FROM log
+               WHERE {range} AND revision <= ?{rev_param} GROUP BY key ORDER BY key) AS m
+         CROSS JOIN log l ON l.revision = m.revision
+         WHERE l.deleted = 0{limit_clause}"
+    )
 }
 
 /// The writer thread's state.
@@ -1133,6 +1143,10 @@ fn watch_stream(state: WatchState) -> impl Stream<Item = Result<Vec<Event>>> + S
 }
 
 /// Up to [`WATCH_PAGE`] events of the prefix after `cursor`, and the snapshot's revision.
+///
+/// The scan goes through the `(revision, key)` index so that rows of other prefixes are
+/// skipped on the index entry alone, without reading their values: a narrow watch from
+/// far back at 100k keys reads a page in milliseconds instead of reading the whole log.
 fn backlog(
     conn: &mut Connection,
     prefix: &str,
@@ -1154,7 +1168,8 @@ fn backlog(
     let mut sql = String::from(
         "SELECT l.revision, l.key, l.created, l.deleted, l.create_revision, l.prev_revision,
                 l.value, p.value
-         FROM log l LEFT JOIN log p ON p.revision = l.prev_revision
+         FROM log l INDEXED BY log_revision_key
+         LEFT JOIN log p ON p.revision = l.prev_revision
          WHERE l.revision > ?1 AND l.key >= ?2",
     );
     if let Some(end) = end {
@@ -1443,6 +1458,52 @@ mod tests {
         // Kept: /a@2 (latest /a at the compaction, prev of /a@6), /c@5, /a@6.
         assert_eq!(rows, vec![a.mod_revision, c.mod_revision, a3.mod_revision]);
         assert!(b.mod_revision < c.mod_revision);
+    }
+
+    #[test]
+    fn history_list_streams_in_key_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let sql = history_list_sql("key >= ?1 AND key < ?2", 3, " LIMIT 3");
+        let plan: Vec<String> = {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = st
+                .query_map(params![b"/a/".as_slice(), b"/a0".as_slice(), 100], |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "the history list sorts instead of streaming: {plan:?}"
+        );
+        // Rows written in reverse key order still come out in key order.
+        for (rev, key) in [
+            (1, "/a/z"),
+            (2, "/a/m"),
+            (3, "/a/b"),
+            (4, "/a/a"),
+            (5, "/a/m"),
+        ] {
+            conn.execute(
+                "INSERT INTO log VALUES (?1, ?2, 1, 0, ?1, 0, x'00')",
+                params![rev, key.as_bytes()],
+            )
+            .unwrap();
+        }
+        let mut st = conn.prepare(&sql).unwrap();
+        let keys: Vec<Vec<u8>> = st
+            .query_map(params![b"/a/".as_slice(), b"/a0".as_slice(), 100], |r| {
+                r.get(0)
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            keys,
+            vec![b"/a/a".to_vec(), b"/a/b".to_vec(), b"/a/m".to_vec()]
+        );
     }
 
     #[test]
