@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use serde_json::Value;
 
 use crate::field::{aggregate, FieldError, FieldErrorList, Path};
+use crate::names::{is_qualified_name, is_valid_label_value, validate_label_name, validate_labels};
 
 /// Errors from parsing or converting label and field selectors. The texts are upstream's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,134 +46,6 @@ pub enum SelectorError {
     /// A field selector names a field the resource does not support.
     #[error("field label not supported: {0}")]
     FieldLabelNotSupported(String),
-}
-
-// ---------------------------------------------------------------------------------------------
-// Label and value validation (upstream util/validation, as used by selectors)
-// ---------------------------------------------------------------------------------------------
-
-const LABEL_KEY_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const LABEL_KEY_ERR: &str =
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-const LABEL_MAX_LEN: usize = 63;
-const DNS1123_SUBDOMAIN_MAX_LEN: usize = 253;
-
-fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
-    if examples.is_empty() {
-        return format!("{msg} (regex used for validation is '{fmt}')");
-    }
-    let quoted: Vec<String> = examples.iter().map(|e| format!("'{e}', ")).collect();
-    format!(
-        "{msg} (e.g. {}regex used for validation is '{fmt}')",
-        quoted.join(" or ")
-    )
-}
-
-fn max_len_error(n: usize) -> String {
-    format!("must be no more than {n} characters")
-}
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, written out so no regex engine is needed.
-fn is_label_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(f), Some(l)) if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() => b
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')),
-        _ => false,
-    }
-}
-
-/// One RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
-fn is_dns1123_label_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    let ok_end = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    match (b.first(), b.last()) {
-        (Some(f), Some(l)) if ok_end(f) && ok_end(l) => b.iter().all(|c| ok_end(c) || *c == b'-'),
-        _ => false,
-    }
-}
-
-fn is_dns1123_subdomain(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_SUBDOMAIN_MAX_LEN {
-        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LEN));
-    }
-    if !value.split('.').all(is_dns1123_label_part) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
-    }
-    errs
-}
-
-/// Upstream `IsQualifiedName` (a label key: optional DNS subdomain prefix, `/`, a name of at most
-/// 63 characters). Returns the error messages; empty means valid.
-pub fn is_qualified_name(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_string());
-            } else {
-                errs.extend(
-                    is_dns1123_subdomain(prefix)
-                        .into_iter()
-                        .map(|m| format!("prefix part {m}")),
-                );
-            }
-            *name
-        }
-        _ => {
-            errs.push(format!(
-                "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(LABEL_KEY_ERR, LABEL_KEY_FMT, &["MyName", "my.name", "123-abc"])
-            ));
-            return errs;
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_string());
-    } else if name.len() > LABEL_MAX_LEN {
-        errs.push(format!("name part {}", max_len_error(LABEL_MAX_LEN)));
-    }
-    if !is_label_name_part(name) {
-        errs.push(format!(
-            "name part {}",
-            regex_error(
-                LABEL_KEY_ERR,
-                LABEL_KEY_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
-        ));
-    }
-    errs
-}
-
-/// Upstream `IsValidLabelValue`: empty, or at most 63 characters of the label-name alphabet.
-/// Returns the error messages; empty means valid.
-pub fn is_valid_label_value(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > LABEL_MAX_LEN {
-        errs.push(max_len_error(LABEL_MAX_LEN));
-    }
-    if !value.is_empty() && !is_label_name_part(value) {
-        errs.push(regex_error(
-            LABEL_VALUE_ERR,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
-    }
-    errs
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,7 +468,7 @@ impl LabelSelector {
     }
 
     /// Adds a requirement, keeping requirements sorted by key.
-    pub fn add(mut self, r: Requirement) -> LabelSelector {
+    pub fn add_requirement(mut self, r: Requirement) -> LabelSelector {
         if self.nothing {
             return self;
         }
@@ -1038,29 +911,6 @@ pub struct LabelSelectorValidationOptions {
     pub allow_invalid_label_value_in_selector: bool,
 }
 
-/// Upstream `ValidateLabelName`: one error per problem with a label key.
-pub fn validate_label_name(name: &str, path: &Path) -> FieldErrorList {
-    is_qualified_name(name)
-        .into_iter()
-        .map(|m| FieldError::invalid(path, name, m))
-        .collect()
-}
-
-/// Upstream `ValidateLabels`: keys must be qualified names and values label values. Errors are
-/// reported at `path` itself, as upstream does; entries are checked in key order.
-pub fn validate_labels(labels: &BTreeMap<String, String>, path: &Path) -> FieldErrorList {
-    let mut errs = Vec::new();
-    for (k, v) in labels {
-        errs.extend(validate_label_name(k, path));
-        errs.extend(
-            is_valid_label_value(v)
-                .into_iter()
-                .map(|m| FieldError::invalid(path, v.as_str(), m)),
-        );
-    }
-    errs
-}
-
 /// Upstream `ValidateLabelSelectorRequirement`.
 pub fn validate_label_selector_requirement(
     req: &metav1::LabelSelectorRequirement,
@@ -1120,9 +970,10 @@ pub fn validate_label_selector_with(
     path: &Path,
 ) -> FieldErrorList {
     let mut errs = Vec::new();
-    if let Some(labels) = &sel.match_labels {
-        errs.extend(validate_labels(labels, &path.child("matchLabels")));
-    }
+    errs.extend(validate_labels(
+        sel.match_labels.as_ref(),
+        &path.child("matchLabels"),
+    ));
     for (i, expr) in sel.match_expressions.iter().flatten().enumerate() {
         errs.extend(validate_label_selector_requirement(
             expr,
@@ -1686,7 +1537,7 @@ mod tests {
     fn to_string_forms() {
         let sel = |rs: Vec<Requirement>| {
             rs.into_iter()
-                .fold(LabelSelector::everything(), LabelSelector::add)
+                .fold(LabelSelector::everything(), LabelSelector::add_requirement)
         };
         let cases = vec![
             (
@@ -1744,7 +1595,7 @@ mod tests {
     fn requirement_selector_matching() {
         let sel = |rs: Vec<Requirement>| {
             rs.into_iter()
-                .fold(LabelSelector::everything(), LabelSelector::add)
+                .fold(LabelSelector::everything(), LabelSelector::add_requirement)
         };
         let cases = vec![
             (
@@ -1848,7 +1699,7 @@ mod tests {
         assert!(
             err(&format!("x={}", "a".repeat(64))).contains("must be no more than 63 characters")
         );
-        assert!(err("a/b/c").contains("a valid label key must consist of"));
+        assert!(err("a/b/c").contains("with an optional DNS subdomain prefix and '/'"));
         assert!(err("Bad_Prefix/x").contains("prefix part a lowercase RFC 1123 subdomain"));
         assert!(err("/x").contains("prefix part must be non-empty"));
     }
@@ -2090,41 +1941,6 @@ mod tests {
         assert!(!label_selector_has_invalid_label_value(None));
     }
 
-    #[test]
-    fn qualified_names_and_values() {
-        for good in [
-            "a",
-            "A",
-            "1",
-            "a-b_c.d",
-            "example.com/MyName",
-            "a.b/c",
-            &"a".repeat(63),
-        ] {
-            assert!(is_qualified_name(good).is_empty(), "{good}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "a/",
-            "/a",
-            "a/b/c",
-            "Example.com/a",
-            &"a".repeat(64),
-            "a b",
-            &format!("{}/a", "a".repeat(254)),
-        ] {
-            assert!(!is_qualified_name(bad).is_empty(), "{bad}");
-        }
-        for good in ["", "a", "a-b", "1.2", &"a".repeat(63)] {
-            assert!(is_valid_label_value(good).is_empty(), "{good}");
-        }
-        for bad in ["-", "a-", ".a", "a b", "a/b", &"a".repeat(64)] {
-            assert!(!is_valid_label_value(bad).is_empty(), "{bad}");
-        }
-    }
-
     // --- field selectors: upstream fields/selector_test.go ---
 
     #[test]
@@ -2154,7 +1970,8 @@ mod tests {
 
     #[test]
     fn field_split_term() {
-        let cases: Vec<(&str, Option<(&str, FieldOperator, &str)>)> = vec![
+        type Split<'a> = Option<(&'a str, FieldOperator, &'a str)>;
+        let cases: Vec<(&str, Split)> = vec![
             ("a=value", Some(("a", FieldOperator::Equals, "value"))),
             ("b==value", Some(("b", FieldOperator::Equals, "value"))),
             ("c!=value", Some(("c", FieldOperator::NotEquals, "value"))),
