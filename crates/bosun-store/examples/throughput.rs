@@ -147,6 +147,33 @@ async fn main() {
         all.kvs.len(),
         started.elapsed().as_secs_f64() * 1e3
     );
+    for (prefix, want) in [
+        ("/registry/pods/ns/007/", None),
+        ("/nothing/", Some(0usize)),
+    ] {
+        let started = Instant::now();
+        let mut w = store
+            .watch(prefix, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let expect = want.unwrap_or_else(|| {
+            all.kvs
+                .iter()
+                .filter(|kv| kv.key.starts_with(prefix))
+                .count()
+        });
+        let mut seen = 0;
+        while seen < expect {
+            match futures::StreamExt::next(&mut w).await {
+                Some(Ok(batch)) => seen += batch.len(),
+                other => panic!("watch {prefix}: {other:?}"),
+            }
+        }
+        println!(
+            "watch {prefix} from revision 0: {seen} events replayed in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let started = Instant::now();
     let c = store.count("/registry/pods/").await.unwrap_or(0);
     println!(
