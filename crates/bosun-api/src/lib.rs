@@ -5,6 +5,7 @@ pub use k8s_openapi;
 pub mod errors;
 pub mod field;
 pub mod names;
+pub mod openapi;
 pub mod patch;
 pub mod quantity;
 pub mod resources;
