@@ -11,6 +11,9 @@
 //!
 //! Works with etcd 3.4 (Debian bookworm's `etcd-server`) and later: only the KV, watch and
 //! compaction RPCs of the v3 API are used, all of which 3.4 has.
+//!
+//! Building needs `protoc` and the tests need `/usr/bin/etcd`: `scripts/install-etcd.sh`
+//! installs both. [`local::LocalEtcd`] runs a throw-away member for tests and benchmarks.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -76,7 +79,9 @@ pub(crate) fn classify(err: &etcd_client::Error) -> Failure {
         Failure::Compacted
     } else if text.contains("required revision is a future revision") {
         Failure::FutureRevision
-    } else if text.contains("request is too large") {
+    } else if text.contains("request is too large") || text.contains("larger than max") {
+        // The first from etcd (over --max-request-bytes), the second from its gRPC server
+        // (over that plus gRPC's overhead allowance).
         Failure::TooLarge
     } else {
         Failure::Other

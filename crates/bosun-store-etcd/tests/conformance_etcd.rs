@@ -493,3 +493,29 @@ async fn watch_survives_an_etcd_restart_and_requests_fail_cleanly_while_down() {
     assert_eq!(batch[0].kv, after);
     assert_eq!(s.get("/registry/a").await.unwrap(), Some(before));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_over_etcds_request_limit_are_invalid_arguments() {
+    let etcd = etcd().await;
+    let s = store(&etcd, &unique_prefix("limit")).await;
+    // etcd's default --max-request-bytes is 1.5 MiB; its gRPC server refuses beyond 2 MiB.
+    for size in [1800 * 1024, 3 << 20] {
+        match s
+            .create(
+                "/registry/configmaps/ns/huge",
+                Bytes::from(vec![b'x'; size]),
+            )
+            .await
+        {
+            Err(Error::InvalidArgument(msg)) => {
+                assert!(msg.contains("/registry/configmaps/ns/huge"), "{msg}")
+            }
+            other => panic!("expected InvalidArgument for {size} bytes, got {other:?}"),
+        }
+    }
+    assert!(s
+        .get("/registry/configmaps/ns/huge")
+        .await
+        .unwrap()
+        .is_none());
+}
