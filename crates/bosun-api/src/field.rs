@@ -124,7 +124,7 @@ impl FieldError {
         Self::new(FieldErrorType::NotFound, field, Some(value.into()), "")
     }
     pub fn too_long(field: &Path, max: usize) -> Self {
-        Self::new(FieldErrorType::TooLong, field, None, format!("may not be more than {max} bytes"))
+        Self::new(FieldErrorType::TooLong, field, None, format!("must have at most {max} bytes"))
     }
     pub fn too_many(field: &Path, actual: usize, max: usize) -> Self {
         Self::new(FieldErrorType::TooMany, field, Some(Value::from(actual)), format!("must have at most {max} items"))
@@ -160,6 +160,20 @@ fn go_value(v: &Value) -> String {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
+        // Go prints label maps and string lists with %#v; sorted keys as Go's fmt does.
+        Value::Object(m) if m.values().all(Value::is_string) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{k:?}:{}", go_value(v)))
+                .collect();
+            format!("map[string]string{{{}}}", body.join(", "))
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_string) => {
+            let body: Vec<String> = a.iter().map(go_value).collect();
+            format!("[]string{{{}}}", body.join(", "))
+        }
         other => other.to_string(),
     }
 }

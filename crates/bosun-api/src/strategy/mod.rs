@@ -15,7 +15,14 @@ use crate::field::FieldErrorList;
 /// What the API server needs to know about one kind. Every method has a default that
 /// does nothing, so a kind only writes what upstream does for it.
 pub trait Strategy:
-    k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
     /// Called on create before defaulting: reset what a client may not set (for a pod:
     /// status to `phase: Pending` with its QoS class; for a namespace: `phase: Active`).
@@ -31,6 +38,13 @@ pub trait Strategy:
     /// Validate a new object (upstream's `Validate*`); paths start at the object root
     /// (`metadata.name`, `spec.containers[0].image`).
     fn validate(&self) -> FieldErrorList {
+        Vec::new()
+    }
+
+    /// Checks upstream makes on create only, in addition to [`Self::validate`] (a pod may
+    /// not be created with ephemeral containers, a CronJob name must leave room for its
+    /// jobs' suffix).
+    fn validate_create(&self) -> FieldErrorList {
         Vec::new()
     }
 
@@ -57,40 +71,35 @@ pub trait Strategy:
     }
 }
 
+mod autoscaling;
+mod batch;
+mod cluster;
+mod common;
+mod config;
+mod misc;
+mod pod;
+mod qty;
+mod service;
+mod storage;
+mod workloads;
+
+pub use autoscaling::DEFAULT_CPU_UTILIZATION;
+pub use batch::{parse_cron_schedule, JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL};
+pub use cluster::NAMESPACE_NAME_LABEL;
+pub use config::MAX_SECRET_SIZE;
+pub use misc::HIGHEST_USER_DEFINABLE_PRIORITY;
+pub use pod::{
+    default_image_pull_policy, default_pod, default_pod_spec, default_pod_template, pod_qos_class,
+    DEFAULT_SCHEDULER_NAME, DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS,
+};
+pub use service::{default_service, NODE_PORT_RANGE};
+pub use workloads::DAEMONSET_TEMPLATE_GENERATION_ANNOTATION;
+
 macro_rules! plain_strategy {
     ($($ty:ty),* $(,)?) => { $(impl Strategy for $ty {})* };
 }
 
 use k8s_openapi::api;
 
-// Kinds whose strategy is nothing but the common handling, until someone writes theirs.
-plain_strategy!(
-    api::core::v1::Binding,
-    api::core::v1::ConfigMap,
-    api::core::v1::Endpoints,
-    api::core::v1::Event,
-    api::core::v1::LimitRange,
-    api::core::v1::Namespace,
-    api::core::v1::Node,
-    api::core::v1::PersistentVolumeClaim,
-    api::core::v1::PersistentVolume,
-    api::core::v1::Pod,
-    api::core::v1::ReplicationController,
-    api::core::v1::ResourceQuota,
-    api::core::v1::Secret,
-    api::core::v1::ServiceAccount,
-    api::core::v1::Service,
-    api::apps::v1::DaemonSet,
-    api::apps::v1::Deployment,
-    api::apps::v1::ReplicaSet,
-    api::apps::v1::StatefulSet,
-    api::autoscaling::v1::HorizontalPodAutoscaler,
-    api::autoscaling::v2::HorizontalPodAutoscaler,
-    api::batch::v1::CronJob,
-    api::batch::v1::Job,
-    api::coordination::v1::Lease,
-    api::discovery::v1::EndpointSlice,
-    api::events::v1::Event,
-    api::scheduling::v1::PriorityClass,
-    api::policy::v1::PodDisruptionBudget,
-);
+// Kinds whose strategy is nothing but the common handling.
+plain_strategy!(api::core::v1::Binding);
