@@ -240,9 +240,7 @@ fn validate_job_spec(spec: &JobSpec, path: &Path) -> FieldErrorList {
         )),
     }
     let sel = Selector::from(spec.selector.as_ref());
-    if !matches!(sel, Selector::Invalid | Selector::Nothing)
-        && !sel.matches(template_labels(&spec.template))
-    {
+    if !matches!(sel, Selector::Invalid) && !sel.matches(template_labels(&spec.template)) {
         errs.push(FieldError::invalid(
             &path.child("template").child("metadata").child("labels"),
             jv(&template_labels(&spec.template).cloned().unwrap_or_default()),

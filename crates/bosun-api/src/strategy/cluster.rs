@@ -224,6 +224,12 @@ impl Strategy for Node {
             if st.allocatable.is_none() && st.capacity.is_some() {
                 st.allocatable = st.capacity.clone();
             }
+            for list in [st.capacity.as_mut(), st.allocatable.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                super::qty::round_resource_list(list);
+            }
         }
     }
 

@@ -80,74 +80,32 @@ pub(crate) fn not_more_than_100_percent(v: &IntOrString, path: &Path) -> FieldEr
     }
 }
 
-/// What `metav1.LabelSelectorAsSelector` makes of a selector.
-pub(crate) enum Selector<'a> {
-    /// A nil selector: matches nothing.
-    Nothing,
-    /// An empty selector: matches everything.
-    Everything,
-    /// A selector that does not convert (invalid key, value or operator).
+/// What `metav1.LabelSelectorAsSelector` makes of a selector: a selector, or `Invalid` when
+/// it does not convert (bad key, value or operator).
+pub(crate) enum Selector {
     Invalid,
-    Some(&'a LabelSelector),
+    Valid(crate::selector::LabelSelector),
 }
 
-impl<'a> Selector<'a> {
-    pub(crate) fn from(sel: Option<&'a LabelSelector>) -> Selector<'a> {
-        match sel {
-            None => Selector::Nothing,
-            Some(s)
-                if s.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                    && s.match_expressions.as_ref().is_none_or(|e| e.is_empty()) =>
-            {
-                Selector::Everything
-            }
-            Some(s) if !names::validate_label_selector(Some(s), &Path::root("")).is_empty() => {
-                Selector::Invalid
-            }
-            Some(s) => Selector::Some(s),
+impl Selector {
+    pub(crate) fn from(sel: Option<&LabelSelector>) -> Selector {
+        match crate::selector::LabelSelector::from_api(sel) {
+            Ok(s) => Selector::Valid(s),
+            Err(_) => Selector::Invalid,
         }
     }
 
-    /// Upstream's `selector.Empty()`.
+    /// Upstream's `selector.Empty()`: matches everything.
     pub(crate) fn is_empty(&self) -> bool {
-        matches!(self, Selector::Everything)
+        matches!(self, Selector::Valid(s) if s.is_empty())
     }
 
     pub(crate) fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
         match self {
-            Selector::Nothing | Selector::Invalid => false,
-            Selector::Everything => true,
-            Selector::Some(sel) => label_selector_matches(sel, labels),
+            Selector::Invalid => false,
+            Selector::Valid(s) => s.matches_labels(labels),
         }
     }
-}
-
-/// Whether a (valid) label selector matches a label set.
-pub(crate) fn label_selector_matches(
-    sel: &LabelSelector,
-    labels: Option<&BTreeMap<String, String>>,
-) -> bool {
-    let get = |k: &str| labels.and_then(|l| l.get(k));
-    for (k, v) in sel.match_labels.iter().flatten() {
-        if get(k) != Some(v) {
-            return false;
-        }
-    }
-    for expr in sel.match_expressions.iter().flatten() {
-        let values = expr.values.as_deref().unwrap_or_default();
-        let have = get(&expr.key);
-        let ok = match expr.operator.as_str() {
-            "In" => have.is_some_and(|v| values.contains(v)),
-            "NotIn" => have.is_none_or(|v| !values.contains(v)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 /// Whether an equality-based selector map (RC, Service) matches a label set. An empty map
@@ -187,8 +145,10 @@ mod tests {
             ]),
         };
         assert!(Selector::from(Some(&sel)).matches(Some(&labels)));
+        assert!(!Selector::from(Some(&sel)).matches(None));
         assert!(!Selector::from(None).matches(Some(&labels)));
         assert!(!Selector::from(None).is_empty());
+        assert!(!Selector::from(None).matches(None));
         assert!(Selector::from(Some(&LabelSelector::default())).is_empty());
         let bad = LabelSelector {
             match_labels: Some(BTreeMap::from([("a b".to_string(), "x".to_string())])),

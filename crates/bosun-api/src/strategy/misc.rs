@@ -829,6 +829,18 @@ fn validate_limit_range(lr: &LimitRange) -> FieldErrorList {
 impl Strategy for LimitRange {
     fn set_defaults(&mut self) {
         for item in self.spec.iter_mut().flat_map(|sp| sp.limits.iter_mut()) {
+            for list in [
+                item.max.as_mut(),
+                item.min.as_mut(),
+                item.default.as_mut(),
+                item.default_request.as_mut(),
+                item.max_limit_request_ratio.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                qty::round_resource_list(list);
+            }
             if item.type_ != "Container" {
                 continue;
             }
@@ -1000,6 +1012,12 @@ fn validate_quota_spec(rq: &ResourceQuota) -> FieldErrorList {
 impl Strategy for ResourceQuota {
     fn prepare_for_create(&mut self) {
         self.status = Some(ResourceQuotaStatus::default());
+    }
+
+    fn set_defaults(&mut self) {
+        if let Some(h) = self.spec.as_mut().and_then(|sp| sp.hard.as_mut()) {
+            qty::round_resource_list(h);
+        }
     }
 
     fn validate(&self) -> FieldErrorList {
@@ -1411,7 +1429,7 @@ mod tests {
         pods.prepare_for_create();
         assert_eq!(
             messages(&pods.validate()),
-            vec!["spec.hard[pods]: Invalid value: \"1.5\": must be an integer"]
+            vec!["spec.hard[pods]: Invalid value: \"1500m\": must be an integer"]
         );
     }
 

@@ -135,8 +135,14 @@ pub(crate) fn default_container(c: &mut Container) {
         c.termination_message_policy = Some("File".into());
     }
     // Go's ResourceRequirements is a value, so upstream always shows `resources: {}`.
-    if c.resources.is_none() {
-        c.resources = Some(ResourceRequirements::default());
+    let res = c
+        .resources
+        .get_or_insert_with(ResourceRequirements::default);
+    for list in [res.limits.as_mut(), res.requests.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        qty::round_resource_list(list);
     }
     for port in c.ports.iter_mut().flatten() {
         if s(&port.protocol).is_empty() {
@@ -268,6 +274,9 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     if s(&spec.scheduler_name).is_empty() {
         spec.scheduler_name = Some(DEFAULT_SCHEDULER_NAME.into());
     }
+    if let Some(o) = spec.overhead.as_mut() {
+        qty::round_resource_list(o);
+    }
     // The v1 conversion keeps the deprecated `serviceAccount` in step with `serviceAccountName`.
     if s(&spec.service_account_name).is_empty() && !s(&spec.service_account).is_empty() {
         spec.service_account_name = spec.service_account.clone();
@@ -372,7 +381,7 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
                 .and_then(|m| m.get(name))
                 .or_else(|| lim.and_then(|m| m.get(name)));
             if let Some(v) = r.and_then(positive) {
-                let e = requests.entry(name).or_insert(Qty::ZERO);
+                let e = requests.entry(name).or_insert(Qty::zero());
                 *e = e.add(&v);
             }
         }
@@ -380,7 +389,7 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
         for name in ["cpu", "memory"] {
             if let Some(v) = lim.and_then(|m| m.get(name)).and_then(positive) {
                 found += 1;
-                let e = limits.entry(name).or_insert(Qty::ZERO);
+                let e = limits.entry(name).or_insert(Qty::zero());
                 *e = e.add(&v);
             }
         }

@@ -1,94 +1,49 @@
-//! The quantity arithmetic the strategies need (parse, compare, sum, sign), kept in one place
-//! so that it can be pointed at `crate::quantity` without touching the callers.
+//! The quantity operations the strategies need (parse, compare, sum, sign, display), kept in
+//! one place over [`crate::quantity`] so the callers stay independent of its API.
 
 use std::cmp::Ordering;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
+
+use crate::quantity::{Format, Quantity, MILLI};
 
 /// Upstream's message for a string that is not a quantity.
 pub(crate) const QUANTITY_FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
-/// An exact decimal quantity: `num × 10^exp`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Qty {
-    num: i128,
-    exp: i32,
-}
+/// A parsed quantity.
+#[derive(Clone, Debug)]
+pub(crate) struct Qty(Quantity);
 
 impl Qty {
-    pub(crate) const ZERO: Qty = Qty { num: 0, exp: 0 };
-
-    pub(crate) fn from_int(v: i64) -> Qty {
-        Qty {
-            num: i128::from(v),
-            exp: 0,
-        }
-        .normalized()
+    pub(crate) fn zero() -> Qty {
+        Qty(Quantity::zero(Format::DecimalSI))
     }
 
-    fn normalized(mut self) -> Qty {
-        if self.num == 0 {
-            return Qty::ZERO;
-        }
-        while self.num % 10 == 0 {
-            self.num /= 10;
-            self.exp += 1;
-        }
-        self
+    pub(crate) fn from_int(v: i64) -> Qty {
+        Qty(Quantity::new(v, Format::DecimalSI))
     }
 
     /// -1, 0 or 1.
     pub(crate) fn sign(&self) -> i32 {
-        self.num.signum() as i32
+        self.0.sign()
     }
 
     pub(crate) fn is_zero(&self) -> bool {
-        self.num == 0
+        self.0.is_zero()
     }
 
-    /// Whether the value is a whole number (upstream: `MilliValue() % 1000 == 0`).
+    /// Upstream's integer check: `MilliValue() % 1000 == 0`.
     pub(crate) fn is_integer(&self) -> bool {
-        self.num == 0 || self.exp >= 0
-    }
-
-    fn approx(&self) -> f64 {
-        (self.num as f64) * 10f64.powi(self.exp)
-    }
-
-    /// `(a, b)` brought to a common exponent, if that fits.
-    fn aligned(&self, other: &Qty) -> Option<(i128, i128, i32)> {
-        let exp = self.exp.min(other.exp);
-        let scale = |q: &Qty| -> Option<i128> {
-            let shift = u32::try_from(q.exp - exp).ok()?;
-            q.num.checked_mul(10i128.checked_pow(shift)?)
-        };
-        Some((scale(self)?, scale(other)?, exp))
+        self.0.milli_value() % 1000 == 0
     }
 
     pub(crate) fn cmp_to(&self, other: &Qty) -> Ordering {
-        match self.aligned(other) {
-            Some((a, b, _)) => a.cmp(&b),
-            None => self
-                .approx()
-                .partial_cmp(&other.approx())
-                .unwrap_or(Ordering::Equal),
-        }
+        self.0.cmp(&other.0)
     }
 
     pub(crate) fn add(&self, other: &Qty) -> Qty {
-        match self
-            .aligned(other)
-            .and_then(|(a, b, exp)| a.checked_add(b).map(|n| Qty { num: n, exp }))
-        {
-            Some(q) => q.normalized(),
-            // Saturate rather than fail: sums only feed comparisons.
-            None => {
-                if self.cmp_to(other) == Ordering::Greater {
-                    *self
-                } else {
-                    *other
-                }
-            }
-        }
+        Qty(self.0.add(&other.0))
     }
 }
 
@@ -98,77 +53,32 @@ impl PartialEq for Qty {
     }
 }
 
-/// Parses a quantity string (`250m`, `64Mi`, `1e3`, `1.5Gi`).
+/// Parses a quantity string (`250m`, `64Mi`, `1e3`, `1.5Gi`), surrounding whitespace allowed
+/// as upstream's JSON decoding allows it.
 pub(crate) fn parse(s: &str) -> Option<Qty> {
-    let s = s.trim();
-    let (negative, rest) = match s.as_bytes().first()? {
-        b'+' => (false, &s[1..]),
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let split = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(split);
-    if number.is_empty()
-        || number.matches('.').count() > 1
-        || !number.bytes().any(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
-    if digits.len() > 36 {
-        return None;
-    }
-    let mut num: i128 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
-    let mut exp = -(i32::try_from(frac_part.len()).ok()?);
-    match suffix {
-        "" => {}
-        "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => {
-            let power = match suffix {
-                "Ki" => 1,
-                "Mi" => 2,
-                "Gi" => 3,
-                "Ti" => 4,
-                "Pi" => 5,
-                _ => 6,
-            };
-            num = num.checked_mul(1024i128.checked_pow(power)?)?;
-        }
-        "n" => exp -= 9,
-        "u" => exp -= 6,
-        "m" => exp -= 3,
-        "k" => exp += 3,
-        "M" => exp += 6,
-        "G" => exp += 9,
-        "T" => exp += 12,
-        "P" => exp += 15,
-        "E" => exp += 18,
-        other => {
-            let e = other.strip_prefix(['e', 'E'])?;
-            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let v: i32 = e.parse().ok()?;
-            exp = exp.checked_add(v)?;
-        }
-    }
-    if negative {
-        num = -num;
-    }
-    Some(Qty { num, exp }.normalized())
+    Quantity::parse_trimmed(s).ok().map(Qty)
 }
 
-/// How a quantity is shown in messages (upstream prints `Quantity.String()`).
+/// How a quantity is shown in messages: upstream prints `Quantity.String()`, the canonical
+/// form (`0.5` shows as `500m`); what does not parse is shown as written.
 pub(crate) fn display(s: &str) -> String {
-    s.trim().to_string()
+    match Quantity::parse_trimmed(s) {
+        Ok(q) => q.to_string(),
+        Err(_) => s.to_string(),
+    }
+}
+
+/// Upstream's `SetDefaults_ResourceList`: values are rounded up to milli precision and
+/// written in canonical form. Unparsable values are left for validation to report.
+pub(crate) fn round_resource_list(list: &mut std::collections::BTreeMap<String, ApiQuantity>) {
+    for q in list.values_mut() {
+        if let Ok(parsed) = Quantity::parse_trimmed(&q.0) {
+            let (rounded, exact) = parsed.round_up(MILLI);
+            if !exact {
+                q.0 = rounded.canonical_string();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,19 +96,34 @@ mod tests {
         assert_eq!(q("64Mi").cmp_to(&q("128Mi")), Ordering::Less);
         assert_eq!(q("1Gi").cmp_to(&q("1024Mi")), Ordering::Equal);
         assert_eq!(q("1e3").cmp_to(&q("1k")), Ordering::Equal);
-        assert_eq!(q("1E").cmp_to(&q("1e18")), Ordering::Equal);
         assert_eq!(q("1.5Gi").cmp_to(&q("1536Mi")), Ordering::Equal);
         assert_eq!(q("-1").sign(), -1);
         assert!(q("0").is_zero());
         assert!(q("2").is_integer());
         assert!(!q("500m").is_integer());
         assert_eq!(q("100m").add(&q("0.9")), q("1"));
+        assert_eq!(Qty::from_int(1), q("1000m"));
+        assert!(Qty::zero().is_zero());
     }
 
     #[test]
-    fn rejects_garbage() {
-        for bad in ["", "abc", "1.2.3", "1Xi", "m", "1e", "--1", "1 Gi"] {
+    fn rejects_garbage_and_displays_canonically() {
+        for bad in ["", "abc", "1.2.3", "1Xi", "--1", "1 Gi"] {
             assert!(parse(bad).is_none(), "{bad} should not parse");
         }
+        assert_eq!(display("0.5"), "500m");
+        assert_eq!(display("500m"), "500m");
+        assert_eq!(display("junk"), "junk");
+    }
+
+    #[test]
+    fn rounds_to_milli() {
+        let mut list = std::collections::BTreeMap::from([
+            ("cpu".to_string(), ApiQuantity("0.0001".into())),
+            ("memory".to_string(), ApiQuantity("64Mi".into())),
+        ]);
+        round_resource_list(&mut list);
+        assert_eq!(list["cpu"].0, "1m");
+        assert_eq!(list["memory"].0, "64Mi");
     }
 }

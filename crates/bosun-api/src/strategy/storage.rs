@@ -34,6 +34,14 @@ pub(crate) fn default_pvc(pvc: &mut PersistentVolumeClaim) {
     if spec.volume_mode.is_none() {
         spec.volume_mode = Some("Filesystem".into());
     }
+    if let Some(r) = spec.resources.as_mut() {
+        for list in [r.limits.as_mut(), r.requests.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            qty::round_resource_list(list);
+        }
+    }
     let status = pvc.status.get_or_insert_with(Default::default);
     if s(&status.phase).is_empty() {
         status.phase = Some("Pending".into());
@@ -591,6 +599,9 @@ impl Strategy for PersistentVolume {
             status.phase = Some("Pending".into());
         }
         let spec = self.spec.get_or_insert_with(Default::default);
+        if let Some(c) = spec.capacity.as_mut() {
+            qty::round_resource_list(c);
+        }
         if s(&spec.persistent_volume_reclaim_policy).is_empty() {
             spec.persistent_volume_reclaim_policy = Some("Retain".into());
         }

@@ -107,11 +107,11 @@ fn validate_template_for_replica_set(
 
 /// The selector of an apps/v1 object converted as upstream does, with the "invalid label
 /// selector" error when it does not convert.
-fn converted_selector<'a>(
-    sel: &'a LabelSelector,
+fn converted_selector(
+    sel: &LabelSelector,
     path: &Path,
     errs: &mut FieldErrorList,
-) -> Option<Selector<'a>> {
+) -> Option<Selector> {
     let converted = Selector::from(apps_selector(sel));
     if matches!(converted, Selector::Invalid) {
         errs.push(FieldError::invalid(
