@@ -691,8 +691,17 @@ impl Strategy for DaemonSet {
     fn prepare_for_update(&mut self, old: &Self) {
         // The template generation moves with the template, as upstream's strategy does.
         let old_gen = template_generation(old);
-        let changed =
-            self.spec.as_ref().map(|sp| &sp.template) != old.spec.as_ref().map(|sp| &sp.template);
+        // Compared defaulted: this runs before the new object is defaulted.
+        let defaulted = |ds: &DaemonSet| {
+            let mut t = ds
+                .spec
+                .as_ref()
+                .map(|sp| sp.template.clone())
+                .unwrap_or_default();
+            default_pod_template(&mut t);
+            t
+        };
+        let changed = defaulted(self) != defaulted(old);
         let gen = if changed { old_gen + 1 } else { old_gen };
         if gen > 0 {
             self.metadata
@@ -1274,6 +1283,15 @@ mod tests {
         );
         assert!(ds.validate().is_empty(), "{:?}", messages(&ds.validate()));
         let mut new = ds.clone();
+        // An update that only omits defaulted fields keeps the generation.
+        let mut same: DaemonSet = from(json!({
+            "metadata": {"name": "agent", "namespace": "kube-system",
+                "annotations": {DAEMONSET_TEMPLATE_GENERATION_ANNOTATION: "1"}},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}
+        }));
+        same.prepare_for_update(&ds);
+        assert_eq!(template_generation(&same), 1);
         if let Some(t) = new.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
             t.containers[0].image = Some("agent:2".into());
         }
