@@ -32,7 +32,16 @@ impl Verb {
 use Verb::*;
 
 /// Every verb of an ordinary resource.
-pub const ALL_VERBS: &[Verb] = &[Create, Delete, DeleteCollection, Get, List, Patch, Update, Watch];
+pub const ALL_VERBS: &[Verb] = &[
+    Create,
+    Delete,
+    DeleteCollection,
+    Get,
+    List,
+    Patch,
+    Update,
+    Watch,
+];
 /// Namespaces have no deletecollection.
 pub const NAMESPACE_VERBS: &[Verb] = &[Create, Delete, Get, List, Patch, Update, Watch];
 /// `status` and `scale` subresources.
@@ -104,18 +113,77 @@ impl ResourceDef {
     }
 }
 
-const STATUS: SubresourceDef = SubresourceDef { name: "status", kind: "", group: "", version: "", verbs: &["get", "patch", "update"] };
-const SCALE: SubresourceDef =
-    SubresourceDef { name: "scale", kind: "Scale", group: "autoscaling", version: "v1", verbs: &["get", "patch", "update"] };
+const STATUS: SubresourceDef = SubresourceDef {
+    name: "status",
+    kind: "",
+    group: "",
+    version: "",
+    verbs: &["get", "patch", "update"],
+};
+const SCALE: SubresourceDef = SubresourceDef {
+    name: "scale",
+    kind: "Scale",
+    group: "autoscaling",
+    version: "v1",
+    verbs: &["get", "patch", "update"],
+};
 const POD_SUBRESOURCES: &[SubresourceDef] = &[
-    SubresourceDef { name: "attach", kind: "PodAttachOptions", group: "", version: "v1", verbs: &["create", "get"] },
-    SubresourceDef { name: "binding", kind: "Binding", group: "", version: "v1", verbs: &["create"] },
-    SubresourceDef { name: "ephemeralcontainers", kind: "", group: "", version: "", verbs: &["get", "patch", "update"] },
-    SubresourceDef { name: "eviction", kind: "Eviction", group: "policy", version: "v1", verbs: &["create"] },
-    SubresourceDef { name: "exec", kind: "PodExecOptions", group: "", version: "v1", verbs: &["create", "get"] },
-    SubresourceDef { name: "log", kind: "Pod", group: "", version: "v1", verbs: &["get"] },
-    SubresourceDef { name: "portforward", kind: "PodPortForwardOptions", group: "", version: "v1", verbs: &["create", "get"] },
-    SubresourceDef { name: "proxy", kind: "PodProxyOptions", group: "", version: "v1", verbs: &["create", "delete", "get", "patch", "update"] },
+    SubresourceDef {
+        name: "attach",
+        kind: "PodAttachOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "get"],
+    },
+    SubresourceDef {
+        name: "binding",
+        kind: "Binding",
+        group: "",
+        version: "v1",
+        verbs: &["create"],
+    },
+    SubresourceDef {
+        name: "ephemeralcontainers",
+        kind: "",
+        group: "",
+        version: "",
+        verbs: &["get", "patch", "update"],
+    },
+    SubresourceDef {
+        name: "eviction",
+        kind: "Eviction",
+        group: "policy",
+        version: "v1",
+        verbs: &["create"],
+    },
+    SubresourceDef {
+        name: "exec",
+        kind: "PodExecOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "get"],
+    },
+    SubresourceDef {
+        name: "log",
+        kind: "Pod",
+        group: "",
+        version: "v1",
+        verbs: &["get"],
+    },
+    SubresourceDef {
+        name: "portforward",
+        kind: "PodPortForwardOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "get"],
+    },
+    SubresourceDef {
+        name: "proxy",
+        kind: "PodProxyOptions",
+        group: "",
+        version: "v1",
+        verbs: &["create", "delete", "get", "patch", "update"],
+    },
     STATUS,
 ];
 
@@ -145,70 +213,424 @@ const NONE: &[&str] = &[];
 /// Every resource bosun serves, in discovery order within each group-version.
 pub static RESOURCES: &[ResourceDef] = &[
     // core/v1
-    res!("", "v1", "Binding", "bindings", "binding", true, &[Create], NONE, NONE, &[]),
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", true, ALL_VERBS, &["cm"], NONE, &[]),
-    res!("", "v1", "Endpoints", "endpoints", "endpoints", true, ALL_VERBS, &["ep"], NONE, &[]),
-    res!("", "v1", "Event", "events", "event", true, ALL_VERBS, &["ev"], NONE, &[]),
-    res!("", "v1", "LimitRange", "limitranges", "limitrange", true, ALL_VERBS, &["limits"], NONE, &[]),
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, NAMESPACE_VERBS, &["ns"], NONE, &[
-        SubresourceDef { name: "finalize", kind: "", group: "", version: "", verbs: &["update"] },
-        STATUS,
-    ]),
-    res!("", "v1", "Node", "nodes", "node", false, ALL_VERBS, &["no"], NONE, &[
-        SubresourceDef { name: "proxy", kind: "NodeProxyOptions", group: "", version: "v1", verbs: &["create", "delete", "get", "patch", "update"] },
-        STATUS,
-    ]),
-    res!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, ALL_VERBS, &["pvc"], NONE, &[STATUS]),
-    res!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, ALL_VERBS, &["pv"], NONE, &[STATUS]),
-    res!("", "v1", "Pod", "pods", "pod", true, ALL_VERBS, &["po"], ALL, POD_SUBRESOURCES),
-    res!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, ALL_VERBS, &["rc"], ALL, &[SCALE, STATUS]),
-    res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, ALL_VERBS, &["quota"], NONE, &[STATUS]),
-    res!("", "v1", "Secret", "secrets", "secret", true, ALL_VERBS, NONE, NONE, &[]),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, ALL_VERBS, &["sa"], NONE, &[
-        SubresourceDef { name: "token", kind: "TokenRequest", group: "authentication.k8s.io", version: "v1", verbs: &["create"] },
-    ]),
-    res!("", "v1", "Service", "services", "service", true, ALL_VERBS, &["svc"], ALL, &[
-        SubresourceDef { name: "proxy", kind: "ServiceProxyOptions", group: "", version: "v1", verbs: &["create", "delete", "get", "patch", "update"] },
-        STATUS,
-    ]),
+    res!(
+        "",
+        "v1",
+        "Binding",
+        "bindings",
+        "binding",
+        true,
+        &[Create],
+        NONE,
+        NONE,
+        &[]
+    ),
+    res!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        ALL_VERBS,
+        &["cm"],
+        NONE,
+        &[]
+    ),
+    res!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        ALL_VERBS,
+        &["ep"],
+        NONE,
+        &[]
+    ),
+    res!(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        ALL_VERBS,
+        &["ev"],
+        NONE,
+        &[]
+    ),
+    res!(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        true,
+        ALL_VERBS,
+        &["limits"],
+        NONE,
+        &[]
+    ),
+    res!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        NAMESPACE_VERBS,
+        &["ns"],
+        NONE,
+        &[
+            SubresourceDef {
+                name: "finalize",
+                kind: "",
+                group: "",
+                version: "",
+                verbs: &["update"]
+            },
+            STATUS,
+        ]
+    ),
+    res!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        ALL_VERBS,
+        &["no"],
+        NONE,
+        &[
+            SubresourceDef {
+                name: "proxy",
+                kind: "NodeProxyOptions",
+                group: "",
+                version: "v1",
+                verbs: &["create", "delete", "get", "patch", "update"]
+            },
+            STATUS,
+        ]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        true,
+        ALL_VERBS,
+        &["pvc"],
+        NONE,
+        &[STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        false,
+        ALL_VERBS,
+        &["pv"],
+        NONE,
+        &[STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        ALL_VERBS,
+        &["po"],
+        ALL,
+        POD_SUBRESOURCES
+    ),
+    res!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        true,
+        ALL_VERBS,
+        &["rc"],
+        ALL,
+        &[SCALE, STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        true,
+        ALL_VERBS,
+        &["quota"],
+        NONE,
+        &[STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        true,
+        ALL_VERBS,
+        NONE,
+        NONE,
+        &[]
+    ),
+    res!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        ALL_VERBS,
+        &["sa"],
+        NONE,
+        &[SubresourceDef {
+            name: "token",
+            kind: "TokenRequest",
+            group: "authentication.k8s.io",
+            version: "v1",
+            verbs: &["create"]
+        },]
+    ),
+    res!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        ALL_VERBS,
+        &["svc"],
+        ALL,
+        &[
+            SubresourceDef {
+                name: "proxy",
+                kind: "ServiceProxyOptions",
+                group: "",
+                version: "v1",
+                verbs: &["create", "delete", "get", "patch", "update"]
+            },
+            STATUS,
+        ]
+    ),
     // apps/v1
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, ALL_VERBS, &["ds"], ALL, &[STATUS]),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", true, ALL_VERBS, &["deploy"], ALL, &[SCALE, STATUS]),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, ALL_VERBS, &["rs"], ALL, &[SCALE, STATUS]),
-    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, ALL_VERBS, &["sts"], ALL, &[SCALE, STATUS]),
+    res!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        ALL_VERBS,
+        &["ds"],
+        ALL,
+        &[STATUS]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        ALL_VERBS,
+        &["deploy"],
+        ALL,
+        &[SCALE, STATUS]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        ALL_VERBS,
+        &["rs"],
+        ALL,
+        &[SCALE, STATUS]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        ALL_VERBS,
+        &["sts"],
+        ALL,
+        &[SCALE, STATUS]
+    ),
     // autoscaling
-    res!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, ALL_VERBS, &["hpa"], ALL, &[STATUS]),
+    res!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        ALL_VERBS,
+        &["hpa"],
+        ALL,
+        &[STATUS]
+    ),
     ResourceDef {
         storage_version: "v2",
-        ..res!("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, ALL_VERBS, &["hpa"], ALL, &[STATUS])
+        ..res!(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            true,
+            ALL_VERBS,
+            &["hpa"],
+            ALL,
+            &[STATUS]
+        )
     },
     // batch/v1
-    res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, ALL_VERBS, &["cj"], ALL, &[STATUS]),
-    res!("batch", "v1", "Job", "jobs", "job", true, ALL_VERBS, NONE, ALL, &[STATUS]),
+    res!(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        true,
+        ALL_VERBS,
+        &["cj"],
+        ALL,
+        &[STATUS]
+    ),
+    res!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        true,
+        ALL_VERBS,
+        NONE,
+        ALL,
+        &[STATUS]
+    ),
     // coordination.k8s.io/v1
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, ALL_VERBS, NONE, NONE, &[]),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        ALL_VERBS,
+        NONE,
+        NONE,
+        &[]
+    ),
     // discovery.k8s.io/v1
-    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, ALL_VERBS, NONE, NONE, &[]),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        ALL_VERBS,
+        NONE,
+        NONE,
+        &[]
+    ),
     // events.k8s.io/v1 (stored with core/v1 events)
     ResourceDef {
         storage_group: "",
         storage_version: "v1",
-        ..res!("events.k8s.io", "v1", "Event", "events", "event", true, ALL_VERBS, &["ev"], NONE, &[])
+        ..res!(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            "event",
+            true,
+            ALL_VERBS,
+            &["ev"],
+            NONE,
+            &[]
+        )
     },
     // scheduling.k8s.io/v1
-    res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, ALL_VERBS, &["pc"], NONE, &[]),
+    res!(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        false,
+        ALL_VERBS,
+        &["pc"],
+        NONE,
+        &[]
+    ),
     // policy/v1
-    res!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, ALL_VERBS, &["pdb"], NONE, &[STATUS]),
+    res!(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        true,
+        ALL_VERBS,
+        &["pdb"],
+        NONE,
+        &[STATUS]
+    ),
     // extensions/v1beta1: the legacy versions the seed's manifests use, stored as apps/v1.
+    // No short names here: `deploy` and `rs` resolve to apps/v1 without kubectl's
+    // ambiguity warning.
     ResourceDef {
         storage_group: "apps",
         storage_version: "v1",
-        ..res!("extensions", "v1beta1", "Deployment", "deployments", "deployment", true, ALL_VERBS, &["deploy"], NONE, &[SCALE, STATUS])
+        ..res!(
+            "extensions",
+            "v1beta1",
+            "Deployment",
+            "deployments",
+            "deployment",
+            true,
+            ALL_VERBS,
+            NONE,
+            NONE,
+            &[SCALE, STATUS]
+        )
     },
     ResourceDef {
         storage_group: "apps",
         storage_version: "v1",
-        ..res!("extensions", "v1beta1", "ReplicaSet", "replicasets", "replicaset", true, ALL_VERBS, &["rs"], NONE, &[SCALE, STATUS])
+        ..res!(
+            "extensions",
+            "v1beta1",
+            "ReplicaSet",
+            "replicasets",
+            "replicaset",
+            true,
+            ALL_VERBS,
+            NONE,
+            NONE,
+            &[SCALE, STATUS]
+        )
     },
 ];
 
@@ -229,18 +651,27 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 /// The resources of one group-version.
-pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceDef> + 'a {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceDef> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// The resource with this plural at this group-version.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The resource of this kind at this group-version.
 pub fn find_kind(group: &str, version: &str, kind: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// Splits `apps/v1` into ("apps", "v1") and `v1` into ("", "v1").
@@ -260,9 +691,17 @@ mod tests {
         // Each (group, version, plural) is unique and every storage version is served.
         for (i, a) in RESOURCES.iter().enumerate() {
             for b in &RESOURCES[i + 1..] {
-                assert!(!(a.group == b.group && a.version == b.version && a.plural == b.plural), "{} twice", a.plural);
+                assert!(
+                    !(a.group == b.group && a.version == b.version && a.plural == b.plural),
+                    "{} twice",
+                    a.plural
+                );
             }
-            assert!(find(a.storage_group, a.storage_version, a.plural).is_some(), "no storage version for {}", a.plural);
+            assert!(
+                find(a.storage_group, a.storage_version, a.plural).is_some(),
+                "no storage version for {}",
+                a.plural
+            );
         }
         assert_eq!(groups()[0], ("", vec!["v1"]));
         assert_eq!(find("", "v1", "pods").map(|r| r.kind), Some("Pod"));

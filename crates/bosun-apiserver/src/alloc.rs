@@ -21,14 +21,25 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s.split_once('/').ok_or_else(|| format!("invalid CIDR {s:?}: no prefix length"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("invalid CIDR {s:?}: bad address"))?;
-        let prefix: u8 = len.parse().map_err(|_| format!("invalid CIDR {s:?}: bad prefix length"))?;
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid CIDR {s:?}: no prefix length"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("invalid CIDR {s:?}: bad address"))?;
+        let prefix: u8 = len
+            .parse()
+            .map_err(|_| format!("invalid CIDR {s:?}: bad prefix length"))?;
         if !(8..=30).contains(&prefix) {
-            return Err(format!("invalid CIDR {s:?}: prefix length must be between 8 and 30"));
+            return Err(format!(
+                "invalid CIDR {s:?}: prefix length must be between 8 and 30"
+            ));
         }
         let mask = u32::MAX << (32 - prefix);
-        Ok(Cidr { base: Ipv4Addr::from(u32::from(ip) & mask), prefix })
+        Ok(Cidr {
+            base: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
     }
     pub fn size(&self) -> u32 {
         1u32 << (32 - self.prefix)
@@ -75,18 +86,35 @@ pub struct Allocator {
 
 impl Allocator {
     pub fn new(store: Arc<dyn Store>, service_cidr: Cidr, node_ports: (u16, u16)) -> Self {
-        Allocator { store, service_cidr, node_ports }
+        Allocator {
+            store,
+            service_cidr,
+            node_ports,
+        }
     }
 
     /// Allocates `ip` (when given) or a free one, for the service `owner` (its store key).
     pub async fn allocate_ip(&self, ip: Option<&str>, owner: &str) -> Result<Ipv4Addr, AllocError> {
         if let Some(ip) = ip {
-            let parsed: Ipv4Addr = ip.parse().map_err(|_| AllocError::IpOutOfRange { ip: ip.to_string(), cidr: self.service_cidr })?;
+            let parsed: Ipv4Addr = ip.parse().map_err(|_| AllocError::IpOutOfRange {
+                ip: ip.to_string(),
+                cidr: self.service_cidr,
+            })?;
             let n = u32::from(parsed).wrapping_sub(u32::from(self.service_cidr.base));
             if !self.service_cidr.contains(parsed) || n == 0 || n == self.service_cidr.size() - 1 {
-                return Err(AllocError::IpOutOfRange { ip: ip.to_string(), cidr: self.service_cidr });
+                return Err(AllocError::IpOutOfRange {
+                    ip: ip.to_string(),
+                    cidr: self.service_cidr,
+                });
             }
-            return match self.store.create(&format!("{IP_PREFIX}{parsed}"), Bytes::from(owner.to_string())).await {
+            return match self
+                .store
+                .create(
+                    &format!("{IP_PREFIX}{parsed}"),
+                    Bytes::from(owner.to_string()),
+                )
+                .await
+            {
                 Ok(_) => Ok(parsed),
                 Err(StoreError::AlreadyExists { .. }) => Err(AllocError::IpTaken),
                 Err(e) => Err(e.into()),
@@ -99,7 +127,14 @@ impl Allocator {
         for i in 0..size {
             let n = 2 + (start - 2 + i) % (size - 3);
             let candidate = self.service_cidr.nth(n);
-            match self.store.create(&format!("{IP_PREFIX}{candidate}"), Bytes::from(owner.to_string())).await {
+            match self
+                .store
+                .create(
+                    &format!("{IP_PREFIX}{candidate}"),
+                    Bytes::from(owner.to_string()),
+                )
+                .await
+            {
                 Ok(_) => return Ok(candidate),
                 Err(StoreError::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -123,7 +158,11 @@ impl Allocator {
             if p < lo as i32 || p > hi as i32 {
                 return Err(AllocError::PortOutOfRange { lo, hi });
             }
-            return match self.store.create(&format!("{PORT_PREFIX}{p}"), Bytes::from(owner.to_string())).await {
+            return match self
+                .store
+                .create(&format!("{PORT_PREFIX}{p}"), Bytes::from(owner.to_string()))
+                .await
+            {
                 Ok(_) => Ok(p),
                 Err(StoreError::AlreadyExists { .. }) => Err(AllocError::PortTaken),
                 Err(e) => Err(e.into()),
@@ -133,7 +172,11 @@ impl Allocator {
         let start = rand::rng().random_range(0..span);
         for i in 0..span {
             let p = lo as i32 + (start + i) % span;
-            match self.store.create(&format!("{PORT_PREFIX}{p}"), Bytes::from(owner.to_string())).await {
+            match self
+                .store
+                .create(&format!("{PORT_PREFIX}{p}"), Bytes::from(owner.to_string()))
+                .await
+            {
                 Ok(_) => return Ok(p),
                 Err(StoreError::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -143,7 +186,11 @@ impl Allocator {
     }
 
     pub async fn release_port(&self, port: i32) {
-        if let Err(e) = self.store.delete(&format!("{PORT_PREFIX}{port}"), None).await {
+        if let Err(e) = self
+            .store
+            .delete(&format!("{PORT_PREFIX}{port}"), None)
+            .await
+        {
             if !matches!(e, StoreError::NotFound { .. }) {
                 tracing::warn!(port, error = %e, "releasing node port");
             }

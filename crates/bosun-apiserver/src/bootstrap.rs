@@ -11,10 +11,25 @@ use serde_json::{json, Value};
 use crate::registry::Registry;
 use crate::request::{Query, ResourcePath};
 
-async fn ensure(reg: &Registry, group: &str, version: &str, plural: &str, namespace: Option<&str>, obj: Value) -> Result<(), StatusError> {
+async fn ensure(
+    reg: &Registry,
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    obj: Value,
+) -> Result<(), StatusError> {
     let def = resources::find(group, version, plural).ok_or_else(StatusError::path_not_found)?;
-    let rp = ResourcePath { def, namespace: namespace.map(str::to_string), name: None, subresource: None };
-    match reg.create_value(&rp, &Query::default(), obj, Vec::new()).await {
+    let rp = ResourcePath {
+        def,
+        namespace: namespace.map(str::to_string),
+        name: None,
+        subresource: None,
+    };
+    match reg
+        .create_value(&rp, &Query::default(), obj, Vec::new())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),
         Err(e) => Err(e),
@@ -24,7 +39,15 @@ async fn ensure(reg: &Registry, group: &str, version: &str, plural: &str, namesp
 /// Creates the objects every cluster starts with.
 pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusError> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        ensure(reg, "", "v1", "namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure(
+            reg,
+            "",
+            "v1",
+            "namespaces",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     let first_ip = reg.alloc.service_cidr.nth(1).to_string();
     ensure(
@@ -41,7 +64,15 @@ pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusEr
         }),
     )
     .await?;
-    let ep_ip = if host.is_unspecified() { "127.0.0.1".to_string() } else { host.to_string() };
+    // Endpoints may not point at loopback: use this machine's first other address.
+    let ep_ip = if host.is_unspecified() || host.is_loopback() {
+        first_host_ipv4().map(|i| i.to_string())
+    } else {
+        Some(host.to_string())
+    };
+    let Some(ep_ip) = ep_ip else {
+        return ensure_priority_classes(reg).await;
+    };
     ensure(
         reg,
         "",
@@ -55,7 +86,14 @@ pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusEr
         }),
     )
     .await?;
-    for (name, value) in [("system-node-critical", 2_000_001_000i64), ("system-cluster-critical", 2_000_000_000)] {
+    ensure_priority_classes(reg).await
+}
+
+async fn ensure_priority_classes(reg: &Registry) -> Result<(), StatusError> {
+    for (name, value) in [
+        ("system-node-critical", 2_000_001_000i64),
+        ("system-cluster-critical", 2_000_000_000),
+    ] {
         ensure(
             reg,
             "scheduling.k8s.io",
@@ -68,4 +106,35 @@ pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusEr
         .await?;
     }
     Ok(())
+}
+
+/// The first IPv4 address of an interface that is up and not loopback.
+pub fn first_host_ipv4() -> Option<std::net::Ipv4Addr> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `addrs` with a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = addrs;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        let up = ifa.ifa_flags & (libc::IFF_UP as u32) != 0;
+        let loopback = ifa.ifa_flags & (libc::IFF_LOOPBACK as u32) != 0;
+        if up && !loopback && !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr is non-null and points to a sockaddr of the family it names.
+            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if family == libc::AF_INET {
+                // SAFETY: the family is AF_INET, so the address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+                break;
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `addrs` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    found
 }

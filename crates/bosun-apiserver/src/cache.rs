@@ -61,7 +61,12 @@ pub struct CachedObject {
 
 impl CachedObject {
     /// Builds the cached form of a stored value, setting its resourceVersion to `rv`.
-    fn build(key: &str, raw: &[u8], rv: Revision, ops: Option<&dyn KindOps>) -> Option<CachedObject> {
+    fn build(
+        key: &str,
+        raw: &[u8],
+        rv: Revision,
+        ops: Option<&dyn KindOps>,
+    ) -> Option<CachedObject> {
         let mut value: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
             Err(e) => {
@@ -71,16 +76,36 @@ impl CachedObject {
         };
         let meta = value.get_mut("metadata")?.as_object_mut()?;
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-        let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let labels = meta
             .get("labels")
             .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
             .unwrap_or_default();
         let fields = ops.map(|o| o.selectable_fields(&value)).unwrap_or_default();
         let bytes = Bytes::from(serde_json::to_vec(&value).ok()?);
-        Some(CachedObject { key: key.to_string(), namespace, name, rv, bytes, labels, fields })
+        Some(CachedObject {
+            key: key.to_string(),
+            namespace,
+            name,
+            rv,
+            bytes,
+            labels,
+            fields,
+        })
     }
 
     /// Builds the cached form of a key-value read from the store.
@@ -93,12 +118,17 @@ impl CachedObject {
         match name {
             "metadata.name" => Some(&self.name),
             "metadata.namespace" => Some(&self.namespace),
-            _ => self.fields.iter().find(|(f, _)| *f == name).map(|(_, v)| v.as_str()),
+            _ => self
+                .fields
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, v)| v.as_str()),
         }
     }
 
     pub fn value(&self) -> Result<Value, StatusError> {
-        serde_json::from_slice(&self.bytes).map_err(|e| StatusError::internal(format!("decoding cached {}: {e}", self.key)))
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| StatusError::internal(format!("decoding cached {}: {e}", self.key)))
     }
 }
 
@@ -137,7 +167,8 @@ pub struct CacheEvent {
 impl CacheEvent {
     /// The shared watch line of this event as it happened.
     pub fn line(&self) -> &Bytes {
-        self.line.get_or_init(|| watch_line(self.event_type.as_str(), &self.object.bytes))
+        self.line
+            .get_or_init(|| watch_line(self.event_type.as_str(), &self.object.bytes))
     }
 }
 
@@ -187,12 +218,22 @@ pub struct Subscription {
 }
 
 impl ResourceCache {
-    fn new(def: &'static ResourceDef, capacity: usize, global_rv: watch::Receiver<Revision>) -> Self {
+    fn new(
+        def: &'static ResourceDef,
+        capacity: usize,
+        global_rv: watch::Receiver<Revision>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
         ResourceCache {
             def,
             ops: kinds::ops_for(def.storage_group, def.kind),
-            state: RwLock::new(State { objects: BTreeMap::new(), events: VecDeque::new(), history_from: 0, rv: 0, tx }),
+            state: RwLock::new(State {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                history_from: 0,
+                rv: 0,
+                tx,
+            }),
             capacity,
             global_rv,
         }
@@ -211,8 +252,16 @@ impl ResourceCache {
     /// All objects under `prefix` (a resource or namespace prefix) after `start_after`.
     pub fn snapshot(&self, prefix: &str) -> Snapshot {
         let st = self.state.read();
-        let objects = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
-        Snapshot { rv: self.current_rv(&st), objects }
+        let objects = st
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, o)| o.clone())
+            .collect();
+        Snapshot {
+            rv: self.current_rv(&st),
+            objects,
+        }
     }
 
     /// The current revision of this resource's state.
@@ -231,21 +280,47 @@ impl ResourceCache {
 
     /// Registers a watch that starts after `rv`, or with the current state when `rv` is None
     /// (then the snapshot comes back as well).
-    pub fn subscribe(&self, from: Option<Revision>, prefix: &str) -> Result<(Subscription, Option<Snapshot>), StatusError> {
+    pub fn subscribe(
+        &self,
+        from: Option<Revision>,
+        prefix: &str,
+    ) -> Result<(Subscription, Option<Snapshot>), StatusError> {
         let st = self.state.read();
         let rx = st.tx.subscribe();
         let current = self.current_rv(&st);
         match from {
             None => {
-                let objects = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
-                Ok((Subscription { backlog: Vec::new(), rx, after: current }, Some(Snapshot { rv: current, objects })))
+                let objects = st
+                    .objects
+                    .range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                Ok((
+                    Subscription {
+                        backlog: Vec::new(),
+                        rx,
+                        after: current,
+                    },
+                    Some(Snapshot {
+                        rv: current,
+                        objects,
+                    }),
+                ))
             }
             Some(rv) => {
                 if rv < st.history_from {
                     return Err(StatusError::too_old_resource_version(rv, st.history_from));
                 }
                 let backlog = st.events.iter().filter(|e| e.rv > rv).cloned().collect();
-                Ok((Subscription { backlog, rx, after: current.max(rv) }, None))
+                Ok((
+                    Subscription {
+                        backlog,
+                        rx,
+                        after: current.max(rv),
+                    },
+                    None,
+                ))
             }
         }
     }
@@ -256,16 +331,38 @@ impl ResourceCache {
         let prev = st.objects.get(&ev.kv.key).cloned();
         let event = match ev.event_type {
             EventType::Create | EventType::Update => {
-                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops) else { return };
+                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops)
+                else {
+                    return;
+                };
                 let obj = Arc::new(obj);
                 st.objects.insert(ev.kv.key.clone(), obj.clone());
-                let event_type = if prev.is_some() { WatchEventType::Modified } else { WatchEventType::Added };
-                CacheEvent { event_type, rv: ev.revision, object: obj, prev, line: Default::default() }
+                let event_type = if prev.is_some() {
+                    WatchEventType::Modified
+                } else {
+                    WatchEventType::Added
+                };
+                CacheEvent {
+                    event_type,
+                    rv: ev.revision,
+                    object: obj,
+                    prev,
+                    line: Default::default(),
+                }
             }
             EventType::Delete => {
                 st.objects.remove(&ev.kv.key);
-                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops) else { return };
-                CacheEvent { event_type: WatchEventType::Deleted, rv: ev.revision, object: Arc::new(obj), prev, line: Default::default() }
+                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops)
+                else {
+                    return;
+                };
+                CacheEvent {
+                    event_type: WatchEventType::Deleted,
+                    rv: ev.revision,
+                    object: Arc::new(obj),
+                    prev,
+                    line: Default::default(),
+                }
             }
         };
         let event = Arc::new(event);
@@ -309,13 +406,23 @@ pub struct Cache {
 
 impl Cache {
     /// Loads every resource from the store and starts following it.
-    pub async fn start(store: Arc<dyn Store>, capacity: usize) -> Result<Arc<Cache>, bosun_store::Error> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        capacity: usize,
+    ) -> Result<Arc<Cache>, bosun_store::Error> {
         let (rv_tx, rv_rx) = watch::channel(0);
         let mut resources = HashMap::new();
         for def in RESOURCES.iter().filter(|d| d.is_storage_version()) {
-            resources.entry(def.storage_prefix).or_insert_with(|| Arc::new(ResourceCache::new(def, capacity, rv_rx.clone())));
+            resources
+                .entry(def.storage_prefix)
+                .or_insert_with(|| Arc::new(ResourceCache::new(def, capacity, rv_rx.clone())));
         }
-        let cache = Arc::new(Cache { store, resources, rv_tx, rv_rx });
+        let cache = Arc::new(Cache {
+            store,
+            resources,
+            rv_tx,
+            rv_rx,
+        });
         let rv = cache.load().await?;
         let c = cache.clone();
         tokio::spawn(async move { c.follow(rv).await });
@@ -325,14 +432,21 @@ impl Cache {
     /// Lists the whole registry at one revision and resets every resource to it.
     async fn load(&self) -> Result<Revision, bosun_store::Error> {
         let mut by_resource: HashMap<&'static str, Vec<KeyValue>> = HashMap::new();
-        let mut opts = ListOptions { revision: None, start_after: None, limit: 10_000 };
+        let mut opts = ListOptions {
+            revision: None,
+            start_after: None,
+            limit: 10_000,
+        };
         let rv = loop {
             let page = self.store.list(REGISTRY_PREFIX, opts.clone()).await?;
             opts.revision = Some(page.revision);
             opts.start_after = page.kvs.last().map(|kv| kv.key.clone());
             for kv in page.kvs {
                 if let Some(rc) = self.resource_of_key(&kv.key) {
-                    by_resource.entry(rc.def.storage_prefix).or_default().push(kv);
+                    by_resource
+                        .entry(rc.def.storage_prefix)
+                        .or_default()
+                        .push(kv);
                 }
             }
             if !page.more {
@@ -373,7 +487,13 @@ impl Cache {
                 Err(bosun_store::Error::Closed) => return,
                 Err(e) => tracing::warn!(error = %e, rv, "cannot watch the store"),
             }
-            if self.store.compacted_revision().await.map(|c| c > rv).unwrap_or(false) {
+            if self
+                .store
+                .compacted_revision()
+                .await
+                .map(|c| c > rv)
+                .unwrap_or(false)
+            {
                 // We fell behind the store's history: start over from a fresh list.
                 match self.load().await {
                     Ok(new_rv) => rv = new_rv,
@@ -403,17 +523,29 @@ impl Cache {
     /// Waits until the cache has seen revision `rv` (or `timeout` passes).
     pub async fn wait_for(&self, rv: Revision, timeout: Duration) -> Result<(), StatusError> {
         let mut rx = self.rv_rx.clone();
-        let res = tokio::time::timeout(timeout, async { rx.wait_for(|seen| *seen >= rv).await.map(|_| ()) }).await;
+        let res = tokio::time::timeout(timeout, async {
+            rx.wait_for(|seen| *seen >= rv).await.map(|_| ())
+        })
+        .await;
         match res {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(StatusError::service_unavailable("the watch cache has stopped")),
-            Err(_) => Err(StatusError::timeout(format!("Too large resource version: {rv}, current: {}", self.rv()))),
+            Ok(Err(_)) => Err(StatusError::service_unavailable(
+                "the watch cache has stopped",
+            )),
+            Err(_) => Err(StatusError::timeout(format!(
+                "Too large resource version: {rv}, current: {}",
+                self.rv()
+            ))),
         }
     }
 
     /// Waits until the cache reflects every write acknowledged so far (a consistent read).
     pub async fn sync(&self) -> Result<Revision, StatusError> {
-        let current = self.store.current_revision().await.map_err(|e| StatusError::internal(e.to_string()))?;
+        let current = self
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| StatusError::internal(e.to_string()))?;
         self.wait_for(current, Duration::from_secs(3)).await?;
         Ok(current)
     }

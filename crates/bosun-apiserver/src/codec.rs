@@ -25,7 +25,13 @@ pub enum BodyType {
 impl BodyType {
     /// From a Content-Type header (parameters ignored); None for what we cannot read.
     pub fn from_content_type(ct: Option<&str>) -> Result<BodyType, StatusError> {
-        let media = ct.unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = ct
+            .unwrap_or("application/json")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "" | "application/json" | "*/*" => Ok(BodyType::Json),
             "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyType::Yaml),
@@ -42,18 +48,32 @@ impl BodyType {
 
 /// Parses a body into JSON, finding duplicate fields when asked to. JSON over the
 /// nesting limit fails (serde_json stops at depth 128), as does anything not an object.
-pub fn decode_body(body: &[u8], ty: BodyType, find_dups: bool) -> Result<(Value, Vec<String>), StatusError> {
+pub fn decode_body(
+    body: &[u8],
+    ty: BodyType,
+    find_dups: bool,
+) -> Result<(Value, Vec<String>), StatusError> {
     if body.len() > MAX_BODY {
-        return Err(StatusError::too_large("Request entity too large: limit is 3145728"));
+        return Err(StatusError::too_large(
+            "Request entity too large: limit is 3145728",
+        ));
     }
     let value: Value = match ty {
         BodyType::Yaml => {
-            let v: Value = serde_yaml::from_slice(body).map_err(|e| StatusError::bad_request(format!("error converting YAML to JSON: {e}")))?;
+            let v: Value = serde_yaml::from_slice(body).map_err(|e| {
+                StatusError::bad_request(format!("error converting YAML to JSON: {e}"))
+            })?;
             v
         }
-        _ => serde_json::from_slice(body).map_err(|e| StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?,
+        _ => serde_json::from_slice(body).map_err(|e| {
+            StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })?,
     };
-    let dups = if find_dups && ty != BodyType::Yaml { duplicate_fields(body).unwrap_or_default() } else { Vec::new() };
+    let dups = if find_dups && ty != BodyType::Yaml {
+        duplicate_fields(body).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     Ok((value, dups))
 }
 
@@ -61,7 +81,11 @@ pub fn decode_body(body: &[u8], ty: BodyType, find_dups: bool) -> Result<(Value,
 pub fn duplicate_fields(body: &[u8]) -> Result<Vec<String>, serde_json::Error> {
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
-    DupSeed { path: String::new(), out: &mut out }.deserialize(&mut de)?;
+    DupSeed {
+        path: String::new(),
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
     Ok(out)
 }
 
@@ -102,7 +126,13 @@ impl<'de> Visitor<'de> for DupSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while seq.next_element_seed(DupSeed { path: format!("{}[{i}]", self.path), out: &mut *self.out })?.is_some() {
+        while seq
+            .next_element_seed(DupSeed {
+                path: format!("{}[{i}]", self.path),
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {
             i += 1;
         }
         Ok(())
@@ -110,11 +140,18 @@ impl<'de> Visitor<'de> for DupSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
             if !seen.insert(key) {
                 self.out.push(path.clone());
             }
-            map.next_value_seed(DupSeed { path, out: &mut *self.out })?;
+            map.next_value_seed(DupSeed {
+                path,
+                out: &mut *self.out,
+            })?;
         }
         Ok(())
     }
@@ -126,15 +163,21 @@ pub enum Accept {
     Json,
     Yaml,
     /// A meta.k8s.io Table (v1 or v1beta1).
-    Table { v1beta1: bool },
+    Table {
+        v1beta1: bool,
+    },
     /// The aggregated discovery document.
-    DiscoveryV2 { beta: bool },
+    DiscoveryV2 {
+        beta: bool,
+    },
     PartialObjectMetadata,
 }
 
 /// Picks the first media type of the Accept header that the server can produce.
 pub fn negotiate(accept: Option<&str>) -> Result<Accept, StatusError> {
-    let Some(accept) = accept else { return Ok(Accept::Json) };
+    let Some(accept) = accept else {
+        return Ok(Accept::Json);
+    };
     for part in accept.split(',') {
         let mut it = part.split(';').map(str::trim);
         let media = it.next().unwrap_or("").to_ascii_lowercase();
@@ -154,9 +197,17 @@ pub fn negotiate(accept: Option<&str>) -> Result<Accept, StatusError> {
         match media.as_str() {
             "application/json" | "*/*" | "application/*" => match (as_, g) {
                 ("", _) => return Ok(Accept::Json),
-                ("Table", "meta.k8s.io") => return Ok(Accept::Table { v1beta1: v == "v1beta1" }),
-                ("APIGroupDiscoveryList", "apidiscovery.k8s.io") => return Ok(Accept::DiscoveryV2 { beta: v != "v2" }),
-                ("PartialObjectMetadata" | "PartialObjectMetadataList", "meta.k8s.io") => return Ok(Accept::PartialObjectMetadata),
+                ("Table", "meta.k8s.io") => {
+                    return Ok(Accept::Table {
+                        v1beta1: v == "v1beta1",
+                    })
+                }
+                ("APIGroupDiscoveryList", "apidiscovery.k8s.io") => {
+                    return Ok(Accept::DiscoveryV2 { beta: v != "v2" })
+                }
+                ("PartialObjectMetadata" | "PartialObjectMetadataList", "meta.k8s.io") => {
+                    return Ok(Accept::PartialObjectMetadata)
+                }
                 _ => continue,
             },
             "application/yaml" if as_.is_empty() => return Ok(Accept::Yaml),
@@ -172,27 +223,60 @@ mod tests {
 
     #[test]
     fn duplicates_are_found_with_their_paths() {
-        let d = duplicate_fields(br#"{"spec":{"replicas":1,"replicas":2,"x":[{"a":1,"a":2}]}}"#).expect("json");
-        assert_eq!(d, vec!["spec.replicas".to_string(), "spec.x[0].a".to_string()]);
+        let d = duplicate_fields(br#"{"spec":{"replicas":1,"replicas":2,"x":[{"a":1,"a":2}]}}"#)
+            .expect("json");
+        assert_eq!(
+            d,
+            vec!["spec.replicas".to_string(), "spec.x[0].a".to_string()]
+        );
     }
 
     #[test]
     fn bad_bodies_are_400_not_panics() {
-        assert_eq!(decode_body(b"{", BodyType::Json, true).err().map(|e| e.code), Some(400));
-        assert_eq!(decode_body(b"a: [", BodyType::Yaml, false).err().map(|e| e.code), Some(400));
+        assert_eq!(
+            decode_body(b"{", BodyType::Json, true)
+                .err()
+                .map(|e| e.code),
+            Some(400)
+        );
+        assert_eq!(
+            decode_body(b"a: [", BodyType::Yaml, false)
+                .err()
+                .map(|e| e.code),
+            Some(400)
+        );
         let deep = "[".repeat(100_000);
-        assert_eq!(decode_body(deep.as_bytes(), BodyType::Json, true).err().map(|e| e.code), Some(400));
+        assert_eq!(
+            decode_body(deep.as_bytes(), BodyType::Json, true)
+                .err()
+                .map(|e| e.code),
+            Some(400)
+        );
         let big = vec![b' '; MAX_BODY + 1];
-        assert_eq!(decode_body(&big, BodyType::Json, false).err().map(|e| e.code), Some(413));
+        assert_eq!(
+            decode_body(&big, BodyType::Json, false)
+                .err()
+                .map(|e| e.code),
+            Some(413)
+        );
     }
 
     #[test]
     fn kubectl_accept_headers_negotiate() {
         let a = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(a)).ok(), Some(Accept::Table { v1beta1: false }));
+        assert_eq!(
+            negotiate(Some(a)).ok(),
+            Some(Accept::Table { v1beta1: false })
+        );
         let d = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(negotiate(Some(d)).ok(), Some(Accept::DiscoveryV2 { beta: false }));
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, */*")).ok(), Some(Accept::Json));
+        assert_eq!(
+            negotiate(Some(d)).ok(),
+            Some(Accept::DiscoveryV2 { beta: false })
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf, */*")).ok(),
+            Some(Accept::Json)
+        );
         assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
     }
 }

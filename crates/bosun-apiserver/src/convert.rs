@@ -50,7 +50,9 @@ pub fn from_storage(def: &ResourceDef, mut obj: Value) -> Value {
 /// other defaults than apps/v1 (`pkg/apis/extensions/v1beta1/defaults.go`).
 fn extensions_defaults(kind: &str, obj: &mut Value) {
     let labels = obj.pointer("/spec/template/metadata/labels").cloned();
-    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     if spec.get("selector").map(Value::is_null).unwrap_or(true) {
         if let Some(labels) = labels {
             spec.insert("selector".into(), json!({ "matchLabels": labels }));
@@ -59,7 +61,11 @@ fn extensions_defaults(kind: &str, obj: &mut Value) {
     if kind == "Deployment" {
         let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
         if let Some(s) = strategy.as_object_mut() {
-            if s.get("type").and_then(Value::as_str).unwrap_or("RollingUpdate") == "RollingUpdate" {
+            if s.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("RollingUpdate")
+                == "RollingUpdate"
+            {
                 s.insert("type".into(), "RollingUpdate".into());
                 let ru = s.entry("rollingUpdate").or_insert_with(|| json!({}));
                 if let Some(ru) = ru.as_object_mut() {
@@ -68,8 +74,10 @@ fn extensions_defaults(kind: &str, obj: &mut Value) {
                 }
             }
         }
-        spec.entry("revisionHistoryLimit").or_insert(json!(i32::MAX));
-        spec.entry("progressDeadlineSeconds").or_insert(json!(i32::MAX));
+        spec.entry("revisionHistoryLimit")
+            .or_insert(json!(i32::MAX));
+        spec.entry("progressDeadlineSeconds")
+            .or_insert(json!(i32::MAX));
     }
 }
 
@@ -192,7 +200,10 @@ mod tests {
             "spec": {"maxReplicas": 10, "minReplicas": 1, "scaleTargetRef": {"kind": "Deployment", "name": "php-apache"}, "targetCPUUtilizationPercentage": 90}});
         let s = to_storage(def, obj);
         assert_eq!(s["apiVersion"], "autoscaling/v2");
-        assert_eq!(s["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 90);
+        assert_eq!(
+            s["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            90
+        );
         let back = from_storage(def, s);
         assert_eq!(back["spec"]["targetCPUUtilizationPercentage"], 90);
     }

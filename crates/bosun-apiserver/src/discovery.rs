@@ -44,12 +44,18 @@ fn group_versions(group: &str, versions: &[&str]) -> Value {
 }
 
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = resources::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_versions(g, &vs)).collect();
+    let groups: Vec<Value> = resources::groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_versions(g, &vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn api_group(group: &str) -> Option<Value> {
-    let (g, vs) = resources::groups().into_iter().find(|(g, _)| *g == group && !g.is_empty())?;
+    let (g, vs) = resources::groups()
+        .into_iter()
+        .find(|(g, _)| *g == group && !g.is_empty())?;
     let mut v = group_versions(g, &vs);
     v["kind"] = json!("APIGroup");
     v["apiVersion"] = json!("v1");
@@ -110,8 +116,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             out.push(sr);
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
+    )
 }
 
 /// The aggregated discovery document for `/api` (core) or `/apis` (every named group).
@@ -185,8 +197,17 @@ mod tests {
     #[test]
     fn aggregated_discovery_lists_groups() {
         let a = aggregated(false, false);
-        let names: Vec<&str> = a["items"].as_array().expect("items").iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
-        assert!(names.contains(&"apps") && names.contains(&"extensions") && names.contains(&"autoscaling"));
+        let names: Vec<&str> = a["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["metadata"]["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"apps")
+                && names.contains(&"extensions")
+                && names.contains(&"autoscaling")
+        );
         let core = aggregated(true, false);
         assert_eq!(core["items"].as_array().map(Vec::len), Some(1));
     }

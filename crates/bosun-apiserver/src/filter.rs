@@ -22,26 +22,42 @@ pub struct Filter {
 impl Filter {
     /// Everything.
     pub fn everything() -> Filter {
-        Filter { name: None, labels: LabelSelector::everything(), fields: FieldSelector::everything() }
+        Filter {
+            name: None,
+            labels: LabelSelector::everything(),
+            fields: FieldSelector::everything(),
+        }
     }
 
     /// From `labelSelector` and `fieldSelector`; unknown fields are refused as upstream
     /// does (`field label not supported: foo`).
     pub fn from_query(rp: &ResourcePath, q: &Query) -> Result<Filter, StatusError> {
         let labels = match q.get("labelSelector") {
-            Some(s) if !s.trim().is_empty() => LabelSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?,
+            Some(s) if !s.trim().is_empty() => {
+                LabelSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?
+            }
             _ => LabelSelector::everything(),
         };
         let fields = match q.get("fieldSelector") {
-            Some(s) if !s.trim().is_empty() => FieldSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?,
+            Some(s) if !s.trim().is_empty() => {
+                FieldSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?
+            }
             _ => FieldSelector::everything(),
         };
         let def = storage_def(rp.def);
-        let supported = kinds::ops_for(def.storage_group, def.kind).map(|o| o.field_names()).unwrap_or_default();
+        let supported = kinds::ops_for(def.storage_group, def.kind)
+            .map(|o| o.field_names())
+            .unwrap_or_default();
         fields
-            .check_supported(|f| f == "metadata.name" || f == "metadata.namespace" || supported.contains(&f))
+            .check_supported(|f| {
+                f == "metadata.name" || f == "metadata.namespace" || supported.contains(&f)
+            })
             .map_err(|e| StatusError::bad_request(e.to_string()))?;
-        Ok(Filter { name: None, labels, fields })
+        Ok(Filter {
+            name: None,
+            labels,
+            fields,
+        })
     }
 
     pub fn matches(&self, o: &CachedObject) -> bool {

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use bosun_api::printers;
 use bosun_api::StatusError;
 use bytes::Bytes;
 use chrono::Utc;
@@ -24,7 +25,6 @@ use crate::codec::{self, Accept};
 use crate::convert;
 use crate::discovery;
 use crate::filter::Filter;
-use crate::kinds;
 use crate::metrics::Metrics;
 use crate::registry::{storage_def, ListReply, Registry, Reply};
 use crate::request::{parse_resource_path, Query, ResourcePath};
@@ -71,7 +71,10 @@ async fn readyz(State(st): State<SharedState>) -> Response {
 
 async fn metrics(State(st): State<SharedState>) -> Response {
     let mut resp = Response::new(Body::from(st.metrics.render()));
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 
@@ -80,14 +83,13 @@ async fn openapi_index() -> Response {
 }
 
 async fn openapi_doc(req: Request) -> Response {
-    let path = req.uri().path().trim_start_matches("/openapi/v3/").to_string();
-    match crate::openapi_glue::document(&path) {
-        Some(doc) => {
-            let mut resp = Response::new(Body::from(doc));
-            resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-            resp.headers_mut().insert("cache-control", HeaderValue::from_static("public, immutable"));
-            resp
-        }
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/openapi/v3/")
+        .to_string();
+    match crate::openapi_glue::document(&path, req.uri().query()) {
+        Some(resp) => resp,
         None => error_response(&StatusError::path_not_found()),
     }
 }
@@ -99,7 +101,10 @@ async fn openapi_v2() -> Response {
 fn text(code: u16, s: &str) -> Response {
     let mut resp = Response::new(Body::from(s.to_string()));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -111,7 +116,8 @@ pub fn json_response(code: u16, v: &Value) -> Response {
 fn bytes_response(code: u16, body: Bytes, ct: &'static str) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert("content-type", HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(ct));
     resp
 }
 
@@ -169,7 +175,13 @@ async fn dispatch(State(st): State<SharedState>, req: Request) -> Response {
     let resp = match rp {
         None => discovery_request(&st, &path, &headers),
         Some(rp) => {
-            let span = tracing::debug_span!("request", verb, resource = rp.def.plural, namespace = rp.namespace.as_deref().unwrap_or(""), name = rp.name.as_deref().unwrap_or(""));
+            let span = tracing::debug_span!(
+                "request",
+                verb,
+                resource = rp.def.plural,
+                namespace = rp.namespace.as_deref().unwrap_or(""),
+                name = rp.name.as_deref().unwrap_or("")
+            );
             let _g = span.enter();
             drop(_g);
             match resource_request(&st, &method, rp, &q, &headers, req).await {
@@ -179,7 +191,8 @@ async fn dispatch(State(st): State<SharedState>, req: Request) -> Response {
         }
     };
     if verb != "WATCH" {
-        st.metrics.observe(verb, resource, resp.status().as_u16(), start.elapsed());
+        st.metrics
+            .observe(verb, resource, resp.status().as_u16(), start.elapsed());
     }
     resp
 }
@@ -197,12 +210,17 @@ fn discovery_request(st: &ApiState, path: &str, headers: &HeaderMap) -> Response
         } else {
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
         };
-        resp.headers_mut().insert("content-type", HeaderValue::from_static(ct));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static(ct));
         resp
     };
     match (p, accept) {
-        ("/api", Accept::DiscoveryV2 { beta }) => aggregated(discovery::aggregated(true, beta), beta),
-        ("/apis", Accept::DiscoveryV2 { beta }) => aggregated(discovery::aggregated(false, beta), beta),
+        ("/api", Accept::DiscoveryV2 { beta }) => {
+            aggregated(discovery::aggregated(true, beta), beta)
+        }
+        ("/apis", Accept::DiscoveryV2 { beta }) => {
+            aggregated(discovery::aggregated(false, beta), beta)
+        }
         ("/api", _) => json_response(200, &discovery::api_versions(&st.advertise)),
         ("/apis", _) => json_response(200, &discovery::api_group_list()),
         _ => {
@@ -230,21 +248,40 @@ async fn read_body(req: Request) -> Result<Bytes, StatusError> {
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Err(StatusError::too_large("Request entity too large: limit is 3145728"))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(StatusError::too_large(
+                    "Request entity too large: limit is 3145728",
+                ))
             } else {
-                Err(StatusError::bad_request(format!("reading the request body: {e}")))
+                Err(StatusError::bad_request(format!(
+                    "reading the request body: {e}"
+                )))
             }
         }
     }
 }
 
-async fn resource_request(st: &ApiState, method: &Method, rp: ResourcePath, q: &Query, headers: &HeaderMap, req: Request) -> Result<Response, StatusError> {
+async fn resource_request(
+    st: &ApiState,
+    method: &Method,
+    rp: ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+    req: Request,
+) -> Result<Response, StatusError> {
     let reg = &st.registry;
     let ct = header(headers, "content-type").map(str::to_string);
     let sub = rp.subresource.clone();
     let named = rp.name.is_some();
-    let allowed = |verb| if rp.def.has_verb(verb) { Ok(()) } else { Err(StatusError::method_not_allowed()) };
+    let allowed = |verb| {
+        if rp.def.has_verb(verb) {
+            Ok(())
+        } else {
+            Err(StatusError::method_not_allowed())
+        }
+    };
     use bosun_api::resources::Verb;
     match (method.clone(), sub.as_deref()) {
         (Method::GET, None) if !named && q.flag("watch") => {
@@ -319,29 +356,51 @@ async fn resource_request(st: &ApiState, method: &Method, rp: ResourcePath, q: &
         (Method::GET, Some("scale")) => Ok(json_response(200, &reg.get_scale(&rp, q).await?)),
         (Method::PUT, Some("scale")) => {
             let body = read_body(req).await?;
-            Ok(reply(reg.update_scale(&rp, q, &body, ct.as_deref(), false).await?, Accept::Json))
+            Ok(reply(
+                reg.update_scale(&rp, q, &body, ct.as_deref(), false)
+                    .await?,
+                Accept::Json,
+            ))
         }
         (Method::PATCH, Some("scale")) => {
             let body = read_body(req).await?;
-            Ok(reply(reg.update_scale(&rp, q, &body, ct.as_deref(), true).await?, Accept::Json))
+            Ok(reply(
+                reg.update_scale(&rp, q, &body, ct.as_deref(), true).await?,
+                Accept::Json,
+            ))
         }
         (Method::POST, Some("binding")) => {
             let body = read_body(req).await?;
-            Ok(reply(reg.bind(&rp, &body, ct.as_deref()).await?, Accept::Json))
+            Ok(reply(
+                reg.bind(&rp, &body, ct.as_deref()).await?,
+                Accept::Json,
+            ))
         }
         (Method::POST, Some("eviction")) => {
             let body = read_body(req).await?;
-            let (ev, _) = codec::decode_body(&body, codec::BodyType::from_content_type(ct.as_deref())?, false)?;
-            let opts = ev.get("deleteOptions").map(|o| o.to_string()).unwrap_or_default();
+            let (ev, _) = codec::decode_body(
+                &body,
+                codec::BodyType::from_content_type(ct.as_deref())?,
+                false,
+            )?;
+            let opts = ev
+                .get("deleteOptions")
+                .map(|o| o.to_string())
+                .unwrap_or_default();
             let mut parent = rp.clone();
             parent.subresource = None;
             reg.delete(&parent, q, opts.as_bytes()).await?;
-            Ok(json_response(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                201,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
-        (_, Some(s)) if ["log", "exec", "attach", "portforward", "proxy"].contains(&s) => Err(StatusError::service_unavailable(format!(
-            "the {s} subresource needs a node agent, and no agent serves pod {:?}",
-            rp.name.as_deref().unwrap_or("")
-        ))),
+        (_, Some(s)) if ["log", "exec", "attach", "portforward", "proxy"].contains(&s) => {
+            Err(StatusError::service_unavailable(format!(
+                "the {s} subresource needs a node agent, and no agent serves pod {:?}",
+                rp.name.as_deref().unwrap_or("")
+            )))
+        }
         _ => Err(StatusError::method_not_allowed()),
     }
 }
@@ -353,10 +412,19 @@ fn reply(r: Reply, accept: Accept) -> Response {
 }
 
 /// One object as JSON, YAML or a one-row Table.
-fn respond_object(rp: &ResourcePath, accept: Accept, q: &Query, obj: Value, code: u16) -> Result<Response, StatusError> {
+fn respond_object(
+    rp: &ResourcePath,
+    accept: Accept,
+    q: &Query,
+    obj: Value,
+    code: u16,
+) -> Result<Response, StatusError> {
     match accept {
         Accept::Table { v1beta1 } => {
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
             let storage = convert::to_storage(rp.def, obj.clone());
             let rows = vec![table_row(rp, q, &storage, &obj)?];
             Ok(json_response(code, &table(rp, v1beta1, rv, rows, true)))
@@ -370,10 +438,19 @@ fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
 }
 
-fn table_row(rp: &ResourcePath, q: &Query, storage: &Value, served: &Value) -> Result<Value, StatusError> {
-    let ops = kinds::ops_for(storage_def(rp.def).group, rp.def.kind).ok_or_else(StatusError::method_not_allowed)?;
-    let cells = ops.row(storage, Utc::now()).map_err(StatusError::internal)?;
-    let mut row = json!({"cells": cells});
+fn table_row(
+    rp: &ResourcePath,
+    q: &Query,
+    storage: &Value,
+    served: &Value,
+) -> Result<Value, StatusError> {
+    let def = storage_def(rp.def);
+    let printed = printers::row_for(&def.api_version(), def.kind, storage, Utc::now())
+        .map_err(|e| StatusError::internal(e.to_string()))?;
+    let mut row = json!({"cells": printed.cells});
+    if !printed.conditions.is_empty() {
+        row["conditions"] = Value::Array(printed.conditions);
+    }
     match q.get("includeObject") {
         Some("None") => {}
         Some("Object") => row["object"] = served.clone(),
@@ -382,14 +459,16 @@ fn table_row(rp: &ResourcePath, q: &Query, storage: &Value, served: &Value) -> R
     Ok(row)
 }
 
-fn table(rp: &ResourcePath, v1beta1: bool, rv: Value, rows: Vec<Value>, with_columns: bool) -> Value {
-    let ops = kinds::ops_for(storage_def(rp.def).group, rp.def.kind);
-    let columns: Vec<Value> = if with_columns {
-        ops.map(|o| o.columns())
-            .unwrap_or(bosun_api::printers::DEFAULT_COLUMNS)
-            .iter()
-            .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
-            .collect()
+fn table(
+    rp: &ResourcePath,
+    v1beta1: bool,
+    rv: Value,
+    rows: Vec<Value>,
+    with_columns: bool,
+) -> Value {
+    let def = storage_def(rp.def);
+    let columns = if with_columns {
+        printers::column_definitions(printers::columns_for(&def.api_version(), def.kind))
     } else {
         Vec::new()
     };
@@ -406,7 +485,12 @@ fn table(rp: &ResourcePath, v1beta1: bool, rv: Value, rows: Vec<Value>, with_col
 }
 
 /// A list, streamed from the cached bytes without re-encoding when possible.
-fn respond_list(rp: &ResourcePath, accept: Accept, q: &Query, list: ListReply) -> Result<Response, StatusError> {
+fn respond_list(
+    rp: &ResourcePath,
+    accept: Accept,
+    q: &Query,
+    list: ListReply,
+) -> Result<Response, StatusError> {
     let mut meta = serde_json::Map::new();
     meta.insert("resourceVersion".into(), json!(list.rv.to_string()));
     if let Some(c) = &list.continue_token {
@@ -429,8 +513,17 @@ fn respond_list(rp: &ResourcePath, accept: Accept, q: &Query, list: ListReply) -
         }
         Accept::Json if rp.def.is_storage_version() => {
             // Fast path: splice the cached bytes into the list.
-            let mut out = Vec::with_capacity(list.items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 256);
-            out.extend_from_slice(format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":", rp.def.kind, rp.def.api_version()).as_bytes());
+            let mut out = Vec::with_capacity(
+                list.items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 256,
+            );
+            out.extend_from_slice(
+                format!(
+                    "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":",
+                    rp.def.kind,
+                    rp.def.api_version()
+                )
+                .as_bytes(),
+            );
             out.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
             out.extend_from_slice(b",\"items\":[");
             for (i, o) in list.items.iter().enumerate() {
@@ -446,11 +539,27 @@ fn respond_list(rp: &ResourcePath, accept: Accept, q: &Query, list: ListReply) -
             let mut items = Vec::with_capacity(list.items.len());
             for o in &list.items {
                 let v = convert::from_storage(rp.def, o.value()?);
-                items.push(if accept == Accept::PartialObjectMetadata { partial_metadata(&v) } else { v });
+                items.push(if accept == Accept::PartialObjectMetadata {
+                    partial_metadata(&v)
+                } else {
+                    v
+                });
             }
-            let kind = if accept == Accept::PartialObjectMetadata { "PartialObjectMetadataList".to_string() } else { format!("{}List", rp.def.kind) };
-            let api_version = if accept == Accept::PartialObjectMetadata { "meta.k8s.io/v1".to_string() } else { rp.def.api_version() };
-            Ok(encode_as(accept, &json!({"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items}), 200))
+            let kind = if accept == Accept::PartialObjectMetadata {
+                "PartialObjectMetadataList".to_string()
+            } else {
+                format!("{}List", rp.def.kind)
+            };
+            let api_version = if accept == Accept::PartialObjectMetadata {
+                "meta.k8s.io/v1".to_string()
+            } else {
+                rp.def.api_version()
+            };
+            Ok(encode_as(
+                accept,
+                &json!({"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items}),
+                200,
+            ))
         }
     }
 }
@@ -480,26 +589,49 @@ struct WatchEncoder {
 }
 
 impl WatchEncoder {
-    fn encode(&mut self, ty: WatchEventType, obj: &CachedObject, shared: Option<&Bytes>) -> Option<Bytes> {
+    fn encode(
+        &mut self,
+        ty: WatchEventType,
+        obj: &CachedObject,
+        shared: Option<&Bytes>,
+    ) -> Option<Bytes> {
         if let (Some(line), Accept::Json) = (shared, self.accept) {
             if self.rp.def.is_storage_version() {
                 return Some(line.clone());
             }
         }
         match self.accept {
-            Accept::Json if self.rp.def.is_storage_version() => Some(cache::watch_line(ty.as_str(), &obj.bytes)),
+            Accept::Json if self.rp.def.is_storage_version() => {
+                Some(cache::watch_line(ty.as_str(), &obj.bytes))
+            }
             Accept::Table { v1beta1 } => {
                 let storage = obj.value().ok()?;
                 let served = convert::from_storage(self.rp.def, storage.clone());
                 let row = table_row(&self.rp, &self.q, &storage, &served).ok()?;
-                let t = table(&self.rp, v1beta1, json!(obj.rv.to_string()), vec![row], !self.sent_columns);
+                let t = table(
+                    &self.rp,
+                    v1beta1,
+                    json!(obj.rv.to_string()),
+                    vec![row],
+                    !self.sent_columns,
+                );
                 self.sent_columns = true;
-                Some(cache::watch_line(ty.as_str(), &serde_json::to_vec(&t).ok()?))
+                Some(cache::watch_line(
+                    ty.as_str(),
+                    &serde_json::to_vec(&t).ok()?,
+                ))
             }
             _ => {
                 let served = convert::from_storage(self.rp.def, obj.value().ok()?);
-                let v = if self.accept == Accept::PartialObjectMetadata { partial_metadata(&served) } else { served };
-                Some(cache::watch_line(ty.as_str(), &serde_json::to_vec(&v).ok()?))
+                let v = if self.accept == Accept::PartialObjectMetadata {
+                    partial_metadata(&served)
+                } else {
+                    served
+                };
+                Some(cache::watch_line(
+                    ty.as_str(),
+                    &serde_json::to_vec(&v).ok()?,
+                ))
             }
         }
     }
@@ -514,14 +646,23 @@ impl WatchEncoder {
     }
 }
 
-async fn watch(st: &ApiState, rp: ResourcePath, q: &Query, headers: &HeaderMap) -> Result<Response, StatusError> {
+async fn watch(
+    st: &ApiState,
+    rp: ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+) -> Result<Response, StatusError> {
     let accept = codec::negotiate(header(headers, "accept"))?;
     let mut filter = Filter::from_query(&rp, q)?;
     if let Some(n) = &rp.name {
         filter.name = Some(n.clone());
     }
     let reg = &st.registry;
-    let rc = reg.cache.resource(rp.def).ok_or_else(StatusError::path_not_found)?.clone();
+    let rc = reg
+        .cache
+        .resource(rp.def)
+        .ok_or_else(StatusError::path_not_found)?
+        .clone();
     let send_initial = match q.get("sendInitialEvents") {
         Some("true") => Some(true),
         Some("false") => Some(false),
@@ -529,10 +670,15 @@ async fn watch(st: &ApiState, rp: ResourcePath, q: &Query, headers: &HeaderMap) 
     };
     let bookmarks = q.flag("allowWatchBookmarks");
     if send_initial.is_some() && !bookmarks {
-        return Err(StatusError::invalid("", "ListOptions", "", &[bosun_api::FieldError::forbidden(
-            &bosun_api::Path::root("allowWatchBookmarks"),
-            "allowWatchBookmarks must be set to true when sendInitialEvents is specified",
-        )]));
+        return Err(StatusError::invalid(
+            "",
+            "ListOptions",
+            "",
+            &[bosun_api::FieldError::forbidden(
+                &bosun_api::Path::root("allowWatchBookmarks"),
+                "allowWatchBookmarks must be set to true when sendInitialEvents is specified",
+            )],
+        ));
     }
     let rv_param = q.get("resourceVersion").filter(|s| !s.is_empty());
     let from: Option<i64> = match (rv_param, send_initial) {
@@ -544,12 +690,17 @@ async fn watch(st: &ApiState, rp: ResourcePath, q: &Query, headers: &HeaderMap) 
         }
         (Some("0"), None) => None,
         (Some(rv), _) => {
-            let rv: i64 = rv.parse().map_err(|_| StatusError::bad_request(format!("invalid resource version: {rv}")))?;
+            let rv: i64 = rv
+                .parse()
+                .map_err(|_| StatusError::bad_request(format!("invalid resource version: {rv}")))?;
             Some(rv)
         }
     };
     if send_initial == Some(true) {
-        if let Some(rv) = rv_param.and_then(|r| r.parse::<i64>().ok()).filter(|r| *r > 0) {
+        if let Some(rv) = rv_param
+            .and_then(|r| r.parse::<i64>().ok())
+            .filter(|r| *r > 0)
+        {
             reg.cache.wait_for(rv, Duration::from_secs(3)).await?;
         } else {
             reg.cache.sync().await?;
@@ -566,7 +717,12 @@ async fn watch(st: &ApiState, rp: ResourcePath, q: &Query, headers: &HeaderMap) 
         Some(t) if t > 0 => Duration::from_secs(t as u64),
         _ => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
     };
-    let mut enc = WatchEncoder { rp: rp.clone(), accept, q: q.clone(), sent_columns: false };
+    let mut enc = WatchEncoder {
+        rp: rp.clone(),
+        accept,
+        q: q.clone(),
+        sent_columns: false,
+    };
     let metrics = st.metrics.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
@@ -589,7 +745,9 @@ async fn watch(st: &ApiState, rp: ResourcePath, q: &Query, headers: &HeaderMap) 
                     }
                 }
                 last_rv = snap.rv;
-                if send_initial == Some(true) && tx.send(Ok(enc.bookmark(snap.rv, true))).await.is_err() {
+                if send_initial == Some(true)
+                    && tx.send(Ok(enc.bookmark(snap.rv, true))).await.is_err()
+                {
                     break 'run;
                 }
             }
@@ -640,6 +798,7 @@ async fn watch(st: &ApiState, rp: ResourcePath, q: &Query, headers: &HeaderMap) 
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     Ok(resp)
 }

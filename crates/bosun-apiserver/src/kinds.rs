@@ -5,10 +5,8 @@
 
 use std::marker::PhantomData;
 
-use bosun_api::printers::{self, Column, Printer};
 use bosun_api::strategy::Strategy;
 use bosun_api::FieldErrorList;
-use chrono::{DateTime, Utc};
 use k8s_openapi::api;
 use serde_json::Value;
 
@@ -30,17 +28,17 @@ pub trait KindOps: Send + Sync {
     /// Runs `prepare_for_update`, `set_defaults`, `validate` and `validate_update`.
     fn admit_update(&self, obj: Value, old: &Value) -> Result<(Value, FieldErrorList), String>;
     /// Runs `validate_status_update`.
-    fn admit_status_update(&self, obj: Value, old: &Value) -> Result<(Value, FieldErrorList), String>;
+    fn admit_status_update(
+        &self,
+        obj: Value,
+        old: &Value,
+    ) -> Result<(Value, FieldErrorList), String>;
     /// Fields a field selector may name, besides metadata.name and metadata.namespace.
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)>;
     /// The names of the selectable fields of this kind.
     fn field_names(&self) -> Vec<&'static str>;
     /// Whether metadata.generation is maintained.
     fn has_generation(&self) -> bool;
-    /// Table columns.
-    fn columns(&self) -> &'static [Column];
-    /// One table row.
-    fn row(&self, obj: &Value, now: DateTime<Utc>) -> Result<Vec<Value>, String>;
 }
 
 /// Formats a serde_ignored path the way upstream names fields (`spec.containers[0].foo`).
@@ -57,13 +55,16 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
                 format!("{p}.{key}")
             }
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => field_path(parent),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
     }
 }
 
 fn decode_typed<K: serde::de::DeserializeOwned>(obj: Value) -> Result<(K, Vec<String>), String> {
     let mut unknown = Vec::new();
-    let typed: K = serde_ignored::deserialize(obj, |p| unknown.push(field_path(&p))).map_err(|e| e.to_string())?;
+    let typed: K = serde_ignored::deserialize(obj, |p| unknown.push(field_path(&p)))
+        .map_err(|e| e.to_string())?;
     Ok((typed, unknown))
 }
 
@@ -71,99 +72,76 @@ fn encode<K: serde::Serialize>(k: &K) -> Result<Value, String> {
     serde_json::to_value(k).map_err(|e| e.to_string())
 }
 
-type RowFn = fn(&Value, DateTime<Utc>) -> Result<Vec<Value>, String>;
+/// Maps whose values are resource quantities, wherever they appear (container resources,
+/// PV capacity, quota hard/used, limit ranges, node capacity and allocatable).
+const QUANTITY_MAPS: &[&str] = &[
+    "requests",
+    "limits",
+    "capacity",
+    "allocatable",
+    "hard",
+    "used",
+    "max",
+    "min",
+    "default",
+    "defaultRequest",
+    "maxLimitRequestRatio",
+    "overhead",
+];
+
+/// Writes quantities in their canonical form ("0.5" → "500m", "1024Mi" → "1Gi") as
+/// upstream's serialization does. Values that do not parse are left for validation.
+pub fn canonicalize_quantities(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if QUANTITY_MAPS.contains(&k.as_str()) {
+                    if let Value::Object(q) = child {
+                        for qv in q.values_mut() {
+                            if let Value::String(s) = qv {
+                                if let Ok(c) = bosun_api::quantity::canonicalize(s) {
+                                    *s = c;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                }
+                canonicalize_quantities(child);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(canonicalize_quantities),
+        _ => {}
+    }
+}
 
 /// The [`KindOps`] of one k8s-openapi type.
-pub struct Typed<K> {
-    columns: &'static [Column],
-    row: RowFn,
-    _k: PhantomData<fn() -> K>,
-}
+pub struct Typed<K>(PhantomData<fn() -> K>);
 
 impl<K: Strategy + Default> Typed<K> {
-    /// A kind printed with NAME and AGE only.
-    pub fn plain() -> Self {
-        Typed { columns: printers::DEFAULT_COLUMNS, row: default_row, _k: PhantomData }
+    pub fn new() -> Self {
+        Typed(PhantomData)
     }
-}
-
-impl<K: Strategy + Default + Printer> Typed<K> {
-    /// A kind with its own printer.
-    pub fn printed() -> Self {
-        Typed { columns: K::columns(), row: typed_row::<K>, _k: PhantomData }
-    }
-}
-
-fn typed_row<K: Strategy + Printer>(obj: &Value, now: DateTime<Utc>) -> Result<Vec<Value>, String> {
-    let k: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
-    Ok(k.row(now))
-}
-
-fn default_row(obj: &Value, now: DateTime<Utc>) -> Result<Vec<Value>, String> {
-    let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::String(String::new()));
-    let age = obj
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| human_age(now - t.with_timezone(&Utc)))
-        .unwrap_or_else(|| "<unknown>".to_string());
-    Ok(vec![name, Value::String(age)])
-}
-
-/// Upstream's `duration.HumanDuration`, used for AGE cells.
-pub fn human_age(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
-    if secs < -1 {
-        return "<invalid>".to_string();
-    }
-    let secs = secs.max(0);
-    if secs < 60 * 2 {
-        return format!("{secs}s");
-    }
-    let mins = secs / 60;
-    if mins < 10 {
-        let s = secs % 60;
-        return if s == 0 { format!("{mins}m") } else { format!("{mins}m{s}s") };
-    }
-    if mins < 60 * 3 {
-        return format!("{mins}m");
-    }
-    let hours = mins / 60;
-    if hours < 8 {
-        let m = mins % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        let days = hours / 24;
-        return if h == 0 { format!("{days}d") } else { format!("{days}d{h}h") };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        let y = hours / 24 / 365;
-        return if dy == 0 { format!("{y}y") } else { format!("{y}y{dy}d") };
-    }
-    format!("{}y", hours / 24 / 365)
 }
 
 impl<K: Strategy + Default> KindOps for Typed<K> {
     fn decode(&self, obj: Value) -> Result<Decoded, String> {
         let (typed, unknown_fields) = decode_typed::<K>(obj)?;
-        Ok(Decoded { value: encode(&typed)?, unknown_fields })
+        Ok(Decoded {
+            value: encode(&typed)?,
+            unknown_fields,
+        })
     }
 
     fn admit_create(&self, obj: Value) -> Result<(Value, FieldErrorList), String> {
         let mut k: K = serde_json::from_value(obj).map_err(|e| e.to_string())?;
         k.prepare_for_create();
         k.set_defaults();
-        let errs = k.validate();
-        Ok((encode(&k)?, errs))
+        let mut errs = k.validate();
+        errs.extend(k.validate_create());
+        let mut v = encode(&k)?;
+        canonicalize_quantities(&mut v);
+        Ok((v, errs))
     }
 
     fn admit_update(&self, obj: Value, old: &Value) -> Result<(Value, FieldErrorList), String> {
@@ -173,10 +151,16 @@ impl<K: Strategy + Default> KindOps for Typed<K> {
         k.set_defaults();
         let mut errs = k.validate();
         errs.extend(k.validate_update(&old));
-        Ok((encode(&k)?, errs))
+        let mut v = encode(&k)?;
+        canonicalize_quantities(&mut v);
+        Ok((v, errs))
     }
 
-    fn admit_status_update(&self, obj: Value, old: &Value) -> Result<(Value, FieldErrorList), String> {
+    fn admit_status_update(
+        &self,
+        obj: Value,
+        old: &Value,
+    ) -> Result<(Value, FieldErrorList), String> {
         let k: K = serde_json::from_value(obj).map_err(|e| e.to_string())?;
         let old: K = serde_json::from_value(old.clone()).map_err(|e| e.to_string())?;
         let errs = k.validate_status_update(&old);
@@ -191,57 +175,148 @@ impl<K: Strategy + Default> KindOps for Typed<K> {
     }
 
     fn field_names(&self) -> Vec<&'static str> {
-        K::default().selectable_fields().into_iter().map(|(f, _)| f).collect()
+        K::default()
+            .selectable_fields()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect()
     }
 
     fn has_generation(&self) -> bool {
         K::has_generation()
     }
-
-    fn columns(&self) -> &'static [Column] {
-        self.columns
-    }
-
-    fn row(&self, obj: &Value, now: DateTime<Utc>) -> Result<Vec<Value>, String> {
-        (self.row)(obj, now)
-    }
 }
 
 /// The [`KindOps`] of a stored kind, by (storage group, kind).
 pub fn ops_for(group: &str, kind: &str) -> Option<&'static dyn KindOps> {
-    KINDS.iter().find(|(g, k, _)| *g == group && *k == kind).map(|(_, _, ops)| ops.as_ref())
+    KINDS
+        .iter()
+        .find(|(g, k, _)| *g == group && *k == kind)
+        .map(|(_, _, ops)| ops.as_ref())
 }
 
 type Entry = (&'static str, &'static str, Box<dyn KindOps>);
 
 static KINDS: once_cell::sync::Lazy<Vec<Entry>> = once_cell::sync::Lazy::new(|| {
     vec![
-        ("", "Binding", Box::new(Typed::<api::core::v1::Binding>::plain()) as Box<dyn KindOps>),
-        ("", "ConfigMap", Box::new(Typed::<api::core::v1::ConfigMap>::plain())),
-        ("", "Endpoints", Box::new(Typed::<api::core::v1::Endpoints>::plain())),
-        ("", "Event", Box::new(Typed::<api::core::v1::Event>::plain())),
-        ("", "LimitRange", Box::new(Typed::<api::core::v1::LimitRange>::plain())),
-        ("", "Namespace", Box::new(Typed::<api::core::v1::Namespace>::plain())),
-        ("", "Node", Box::new(Typed::<api::core::v1::Node>::plain())),
-        ("", "PersistentVolumeClaim", Box::new(Typed::<api::core::v1::PersistentVolumeClaim>::plain())),
-        ("", "PersistentVolume", Box::new(Typed::<api::core::v1::PersistentVolume>::plain())),
-        ("", "Pod", Box::new(Typed::<api::core::v1::Pod>::plain())),
-        ("", "ReplicationController", Box::new(Typed::<api::core::v1::ReplicationController>::plain())),
-        ("", "ResourceQuota", Box::new(Typed::<api::core::v1::ResourceQuota>::plain())),
-        ("", "Secret", Box::new(Typed::<api::core::v1::Secret>::plain())),
-        ("", "ServiceAccount", Box::new(Typed::<api::core::v1::ServiceAccount>::plain())),
-        ("", "Service", Box::new(Typed::<api::core::v1::Service>::plain())),
-        ("apps", "DaemonSet", Box::new(Typed::<api::apps::v1::DaemonSet>::plain())),
-        ("apps", "Deployment", Box::new(Typed::<api::apps::v1::Deployment>::plain())),
-        ("apps", "ReplicaSet", Box::new(Typed::<api::apps::v1::ReplicaSet>::plain())),
-        ("apps", "StatefulSet", Box::new(Typed::<api::apps::v1::StatefulSet>::plain())),
-        ("autoscaling", "HorizontalPodAutoscaler", Box::new(Typed::<api::autoscaling::v2::HorizontalPodAutoscaler>::plain())),
-        ("batch", "CronJob", Box::new(Typed::<api::batch::v1::CronJob>::plain())),
-        ("batch", "Job", Box::new(Typed::<api::batch::v1::Job>::plain())),
-        ("coordination.k8s.io", "Lease", Box::new(Typed::<api::coordination::v1::Lease>::plain())),
-        ("discovery.k8s.io", "EndpointSlice", Box::new(Typed::<api::discovery::v1::EndpointSlice>::plain())),
-        ("scheduling.k8s.io", "PriorityClass", Box::new(Typed::<api::scheduling::v1::PriorityClass>::plain())),
-        ("policy", "PodDisruptionBudget", Box::new(Typed::<api::policy::v1::PodDisruptionBudget>::plain())),
+        (
+            "",
+            "Binding",
+            Box::new(Typed::<api::core::v1::Binding>::new()) as Box<dyn KindOps>,
+        ),
+        (
+            "",
+            "ConfigMap",
+            Box::new(Typed::<api::core::v1::ConfigMap>::new()),
+        ),
+        (
+            "",
+            "Endpoints",
+            Box::new(Typed::<api::core::v1::Endpoints>::new()),
+        ),
+        ("", "Event", Box::new(Typed::<api::core::v1::Event>::new())),
+        (
+            "",
+            "LimitRange",
+            Box::new(Typed::<api::core::v1::LimitRange>::new()),
+        ),
+        (
+            "",
+            "Namespace",
+            Box::new(Typed::<api::core::v1::Namespace>::new()),
+        ),
+        ("", "Node", Box::new(Typed::<api::core::v1::Node>::new())),
+        (
+            "",
+            "PersistentVolumeClaim",
+            Box::new(Typed::<api::core::v1::PersistentVolumeClaim>::new()),
+        ),
+        (
+            "",
+            "PersistentVolume",
+            Box::new(Typed::<api::core::v1::PersistentVolume>::new()),
+        ),
+        ("", "Pod", Box::new(Typed::<api::core::v1::Pod>::new())),
+        (
+            "",
+            "ReplicationController",
+            Box::new(Typed::<api::core::v1::ReplicationController>::new()),
+        ),
+        (
+            "",
+            "ResourceQuota",
+            Box::new(Typed::<api::core::v1::ResourceQuota>::new()),
+        ),
+        (
+            "",
+            "Secret",
+            Box::new(Typed::<api::core::v1::Secret>::new()),
+        ),
+        (
+            "",
+            "ServiceAccount",
+            Box::new(Typed::<api::core::v1::ServiceAccount>::new()),
+        ),
+        (
+            "",
+            "Service",
+            Box::new(Typed::<api::core::v1::Service>::new()),
+        ),
+        (
+            "apps",
+            "DaemonSet",
+            Box::new(Typed::<api::apps::v1::DaemonSet>::new()),
+        ),
+        (
+            "apps",
+            "Deployment",
+            Box::new(Typed::<api::apps::v1::Deployment>::new()),
+        ),
+        (
+            "apps",
+            "ReplicaSet",
+            Box::new(Typed::<api::apps::v1::ReplicaSet>::new()),
+        ),
+        (
+            "apps",
+            "StatefulSet",
+            Box::new(Typed::<api::apps::v1::StatefulSet>::new()),
+        ),
+        (
+            "autoscaling",
+            "HorizontalPodAutoscaler",
+            Box::new(Typed::<api::autoscaling::v2::HorizontalPodAutoscaler>::new()),
+        ),
+        (
+            "batch",
+            "CronJob",
+            Box::new(Typed::<api::batch::v1::CronJob>::new()),
+        ),
+        (
+            "batch",
+            "Job",
+            Box::new(Typed::<api::batch::v1::Job>::new()),
+        ),
+        (
+            "coordination.k8s.io",
+            "Lease",
+            Box::new(Typed::<api::coordination::v1::Lease>::new()),
+        ),
+        (
+            "discovery.k8s.io",
+            "EndpointSlice",
+            Box::new(Typed::<api::discovery::v1::EndpointSlice>::new()),
+        ),
+        (
+            "scheduling.k8s.io",
+            "PriorityClass",
+            Box::new(Typed::<api::scheduling::v1::PriorityClass>::new()),
+        ),
+        (
+            "policy",
+            "PodDisruptionBudget",
+            Box::new(Typed::<api::policy::v1::PodDisruptionBudget>::new()),
+        ),
     ]
 });
 
@@ -254,26 +329,45 @@ mod tests {
     fn unknown_fields_are_named_like_upstream() {
         let ops = ops_for("", "Pod").expect("pod ops");
         let d = ops
-            .decode(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "bogus": 1},
-                "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicyy": "x"}]}}))
+            .decode(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "bogus": 1},
+                "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicyy": "x"}]}}),
+            )
             .expect("decodes");
-        assert_eq!(d.unknown_fields, vec!["metadata.bogus".to_string(), "spec.containers[0].imagePullPolicyy".to_string()]);
+        assert_eq!(
+            d.unknown_fields,
+            vec![
+                "metadata.bogus".to_string(),
+                "spec.containers[0].imagePullPolicyy".to_string()
+            ]
+        );
         assert!(d.value.pointer("/metadata/bogus").is_none());
+    }
+
+    #[test]
+    fn quantities_are_canonical() {
+        let mut v = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"cpu": "1000m"}}}]}});
+        canonicalize_quantities(&mut v);
+        assert_eq!(
+            v["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            "500m"
+        );
+        assert_eq!(
+            v["spec"]["containers"][0]["resources"]["requests"]["memory"],
+            "1Gi"
+        );
+        assert_eq!(
+            v["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+            "1"
+        );
     }
 
     #[test]
     fn wrong_types_are_errors() {
         let ops = ops_for("", "Pod").expect("pod ops");
-        let err = ops.decode(json!({"metadata": {"name": "a"}, "spec": {"containers": "nope"}})).err();
+        let err = ops
+            .decode(json!({"metadata": {"name": "a"}, "spec": {"containers": "nope"}}))
+            .err();
         assert!(err.is_some());
-    }
-
-    #[test]
-    fn ages_read_like_kubectl() {
-        assert_eq!(human_age(chrono::Duration::seconds(5)), "5s");
-        assert_eq!(human_age(chrono::Duration::seconds(130)), "2m10s");
-        assert_eq!(human_age(chrono::Duration::minutes(61)), "61m");
-        assert_eq!(human_age(chrono::Duration::hours(3)), "3h");
-        assert_eq!(human_age(chrono::Duration::hours(53)), "2d5h");
     }
 }

@@ -37,7 +37,10 @@ pub enum Error {
     #[error("tls: {0}")]
     Tls(#[from] tls::Error),
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("bootstrap: {0}")]
@@ -94,21 +97,35 @@ pub struct Server {
 impl Server {
     /// Starts serving on the configured address over `store`.
     pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Server, Error> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Config(format!("creating {}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Config(format!("creating {}: {e}", config.data_dir.display())))?;
         let pki = tls::ensure_pki(&config.data_dir, &config.tls_sans)?;
         let addr = SocketAddr::new(config.bind_address, config.secure_port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-        let host = if config.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { config.bind_address };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let host = if config.bind_address.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            config.bind_address
+        };
         let url = format!("https://{}", SocketAddr::new(host, addr.port()));
-        let kubeconfig = config.kubeconfig.clone().unwrap_or_else(|| config.data_dir.join("kubeconfig.yaml"));
+        let kubeconfig = config
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("kubeconfig.yaml"));
         tls::write_kubeconfig(&pki, &url, &kubeconfig)?;
 
         let cidr = alloc::Cidr::parse(&config.service_cidr).map_err(Error::Config)?;
         let allocator = alloc::Allocator::new(store.clone(), cidr, config.node_port_range);
         let cache = cache::Cache::start(store.clone(), config.watch_cache_size).await?;
         let registry = Arc::new(registry::Registry::new(store.clone(), cache, allocator));
-        bootstrap::run(&registry, host, addr.port()).await.map_err(|e| Error::Bootstrap(e.to_string()))?;
+        bootstrap::run(&registry, host, addr.port())
+            .await
+            .map_err(|e| Error::Bootstrap(e.to_string()))?;
 
         let state = Arc::new(handlers::ApiState {
             registry,
@@ -126,7 +143,15 @@ impl Server {
             .await;
         });
         tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server listening");
-        Ok(Server { addr, url, kubeconfig, pki, state, shutdown: Some(tx), task: Some(task) })
+        Ok(Server {
+            addr,
+            url,
+            kubeconfig,
+            pki,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 
     /// Stops accepting, lets open requests finish briefly, and returns.

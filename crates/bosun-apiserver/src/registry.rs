@@ -57,13 +57,20 @@ fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Decodes a stored value and sets its resourceVersion.
 fn stored_value(kv: &KeyValue) -> Result<Value, StatusError> {
-    let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| StatusError::internal(format!("decoding {}: {e}", kv.key)))?;
-    set_meta(&mut v, "resourceVersion", Value::String(kv.mod_revision.to_string()));
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| StatusError::internal(format!("decoding {}: {e}", kv.key)))?;
+    set_meta(
+        &mut v,
+        "resourceVersion",
+        Value::String(kv.mod_revision.to_string()),
+    );
     Ok(v)
 }
 
@@ -77,7 +84,9 @@ fn meta_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
 
 fn meta_mut(v: &mut Value) -> Option<&mut Map<String, Value>> {
     let obj = v.as_object_mut()?;
-    let m = obj.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let m = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !m.is_object() {
         *m = Value::Object(Map::new());
     }
@@ -100,7 +109,11 @@ fn finalizers(v: &Value) -> Vec<String> {
     meta(v)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -126,7 +139,10 @@ fn has_status(def: &ResourceDef) -> bool {
 pub fn storage_def(def: &ResourceDef) -> &'static ResourceDef {
     resources::find(def.storage_group, def.storage_version, def.plural).unwrap_or_else(|| {
         // The resource table test guarantees every storage version is served.
-        resources::RESOURCES.iter().find(|r| r.plural == def.plural && r.is_storage_version()).unwrap_or(&resources::RESOURCES[0])
+        resources::RESOURCES
+            .iter()
+            .find(|r| r.plural == def.plural && r.is_storage_version())
+            .unwrap_or(&resources::RESOURCES[0])
     })
 }
 
@@ -146,7 +162,11 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     pub fn parse(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> {
-        let mut o = DeleteOptions { grace_period: q.int("gracePeriodSeconds")?, dry_run: q.dry_run()?, ..Default::default() };
+        let mut o = DeleteOptions {
+            grace_period: q.int("gracePeriodSeconds")?,
+            dry_run: q.dry_run()?,
+            ..Default::default()
+        };
         o.propagation = q.get("propagationPolicy").map(str::to_string);
         if q.get("orphanDependents") == Some("true") {
             o.propagation = Some("Orphan".into());
@@ -159,11 +179,19 @@ impl DeleteOptions {
             if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
                 o.propagation = Some(p.to_string());
             }
-            if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && o.propagation.is_none() {
+            if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+                && o.propagation.is_none()
+            {
                 o.propagation = Some("Orphan".into());
             }
-            o.precondition_uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-            o.precondition_rv = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+            o.precondition_uid = v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            o.precondition_rv = v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
                 o.dry_run |= d.iter().any(|x| x == "All");
             }
@@ -171,11 +199,16 @@ impl DeleteOptions {
         match o.propagation.as_deref() {
             None | Some("Orphan" | "Background" | "Foreground") => {}
             Some(p) => {
-                return Err(StatusError::invalid("", "DeleteOptions", "", &[FieldError::not_supported(
-                    &Path::root("propagationPolicy"),
-                    p,
-                    &["Foreground", "Background", "Orphan"],
-                )]))
+                return Err(StatusError::invalid(
+                    "",
+                    "DeleteOptions",
+                    "",
+                    &[FieldError::not_supported(
+                        &Path::root("propagationPolicy"),
+                        p,
+                        &["Foreground", "Background", "Orphan"],
+                    )],
+                ))
             }
         }
         if let Some(g) = o.grace_period {
@@ -189,7 +222,11 @@ impl DeleteOptions {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>, cache: Arc<Cache>, alloc: Allocator) -> Registry {
-        Registry { store, cache, alloc }
+        Registry {
+            store,
+            cache,
+            alloc,
+        }
     }
 
     fn not_found(rp: &ResourcePath, name: &str) -> StatusError {
@@ -208,7 +245,9 @@ impl Registry {
             }
             Some("0") => {}
             Some(rv) => {
-                let rv: Revision = rv.parse().map_err(|_| StatusError::bad_request(format!("invalid resource version: {rv}")))?;
+                let rv: Revision = rv.parse().map_err(|_| {
+                    StatusError::bad_request(format!("invalid resource version: {rv}"))
+                })?;
                 self.cache.wait_for(rv, Duration::from_secs(3)).await?;
             }
         }
@@ -219,18 +258,33 @@ impl Registry {
     pub async fn get(&self, rp: &ResourcePath, q: &Query) -> Result<Value, StatusError> {
         let name = rp.name.as_deref().unwrap_or_default();
         self.sync_for(q).await?;
-        let rc = self.cache.resource(rp.def).ok_or_else(StatusError::path_not_found)?;
+        let rc = self
+            .cache
+            .resource(rp.def)
+            .ok_or_else(StatusError::path_not_found)?;
         let (obj, _) = rc.get(&Self::key(rp, name));
         let obj = obj.ok_or_else(|| Self::not_found(rp, name))?;
         Ok(convert::from_storage(rp.def, obj.value()?))
     }
 
     /// LIST, from the cache, with selectors and pagination.
-    pub async fn list(&self, rp: &ResourcePath, q: &Query, filter: &Filter) -> Result<ListReply, StatusError> {
-        let rc = self.cache.resource(rp.def).ok_or_else(StatusError::path_not_found)?;
+    pub async fn list(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        filter: &Filter,
+    ) -> Result<ListReply, StatusError> {
+        let rc = self
+            .cache
+            .resource(rp.def)
+            .ok_or_else(StatusError::path_not_found)?;
         let limit = q.int("limit")?.unwrap_or(0).max(0) as usize;
         let prefix = cache::resource_prefix(rp.def, rp.namespace.as_deref());
-        let cont = q.get("continue").filter(|c| !c.is_empty()).map(ContinueToken::decode).transpose()?;
+        let cont = q
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(ContinueToken::decode)
+            .transpose()?;
         let (objects, rv, start_after) = match &cont {
             Some(tok) => {
                 // Continue from the cache if it has not moved; otherwise read the store
@@ -245,14 +299,21 @@ impl Registry {
             None => {
                 match (q.get("resourceVersion"), q.get("resourceVersionMatch")) {
                     (Some(rv), Some("Exact")) if !rv.is_empty() && rv != "0" => {
-                        let rv: Revision = rv.parse().map_err(|_| StatusError::bad_request(format!("invalid resource version: {rv}")))?;
+                        let rv: Revision = rv.parse().map_err(|_| {
+                            StatusError::bad_request(format!("invalid resource version: {rv}"))
+                        })?;
                         if rv != rc.rv() {
-                            let tok = ContinueToken { rv, start: String::new() };
+                            let tok = ContinueToken {
+                                rv,
+                                start: String::new(),
+                            };
                             return self.list_from_store(rp, &prefix, &tok, limit, filter).await;
                         }
                     }
                     (None | Some(""), Some(m)) if !m.is_empty() => {
-                        return Err(StatusError::bad_request(format!("resourceVersionMatch is forbidden unless resourceVersion is provided")));
+                        return Err(StatusError::bad_request(format!(
+                            "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                        )));
                     }
                     _ => self.sync_for(q).await?,
                 }
@@ -279,14 +340,40 @@ impl Registry {
             }
             items.push(o);
         }
-        let continue_token = if more { items.last().map(|o| ContinueToken { rv, start: o.key.clone() }.encode()) } else { None };
-        Ok(ListReply { items, rv, continue_token, remaining: more.then_some(remaining) })
+        let continue_token = if more {
+            items.last().map(|o| {
+                ContinueToken {
+                    rv,
+                    start: o.key.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(ListReply {
+            items,
+            rv,
+            continue_token,
+            remaining: more.then_some(remaining),
+        })
     }
 
-    async fn list_from_store(&self, rp: &ResourcePath, prefix: &str, tok: &ContinueToken, limit: usize, filter: &Filter) -> Result<ListReply, StatusError> {
+    async fn list_from_store(
+        &self,
+        rp: &ResourcePath,
+        prefix: &str,
+        tok: &ContinueToken,
+        limit: usize,
+        filter: &Filter,
+    ) -> Result<ListReply, StatusError> {
         let ops = kinds::ops_for(rp.def.storage_group, rp.def.kind);
         let mut items = Vec::new();
-        let mut start = if tok.start.is_empty() { None } else { Some(tok.start.clone()) };
+        let mut start = if tok.start.is_empty() {
+            None
+        } else {
+            Some(tok.start.clone())
+        };
         loop {
             let page = self
                 .store
@@ -303,9 +390,21 @@ impl Registry {
                 if let Some(o) = CachedObject::from_store(kv, ops) {
                     if filter.matches(&o) {
                         if limit > 0 && items.len() >= limit {
-                            let last = items.last().map(|l: &Arc<CachedObject>| l.key.clone()).unwrap_or_default();
-                            let token = ContinueToken { rv: tok.rv, start: last }.encode();
-                            return Ok(ListReply { items, rv: tok.rv, continue_token: Some(token), remaining: None });
+                            let last = items
+                                .last()
+                                .map(|l: &Arc<CachedObject>| l.key.clone())
+                                .unwrap_or_default();
+                            let token = ContinueToken {
+                                rv: tok.rv,
+                                start: last,
+                            }
+                            .encode();
+                            return Ok(ListReply {
+                                items,
+                                rv: tok.rv,
+                                continue_token: Some(token),
+                                remaining: None,
+                            });
                         }
                         items.push(Arc::new(o));
                     }
@@ -316,15 +415,26 @@ impl Registry {
             }
             start = page.kvs.last().map(|kv| kv.key.clone());
         }
-        Ok(ListReply { items, rv: tok.rv, continue_token: None, remaining: None })
+        Ok(ListReply {
+            items,
+            rv: tok.rv,
+            continue_token: None,
+            remaining: None,
+        })
     }
 
     /// Checks that a namespaced write goes to a namespace that exists and is not
     /// terminating.
     async fn check_namespace(&self, rp: &ResourcePath, name: &str) -> Result<(), StatusError> {
-        let Some(ns) = rp.namespace.as_deref() else { return Ok(()) };
-        let ns_def = resources::find("", "v1", "namespaces").ok_or_else(StatusError::path_not_found)?;
-        let rc = self.cache.resource(ns_def).ok_or_else(StatusError::path_not_found)?;
+        let Some(ns) = rp.namespace.as_deref() else {
+            return Ok(());
+        };
+        let ns_def =
+            resources::find("", "v1", "namespaces").ok_or_else(StatusError::path_not_found)?;
+        let rc = self
+            .cache
+            .resource(ns_def)
+            .ok_or_else(StatusError::path_not_found)?;
         let key = cache::object_key(ns_def, "", ns);
         let mut found = rc.get(&key).0;
         if found.is_none() {
@@ -336,12 +446,18 @@ impl Registry {
             return Err(StatusError::not_found("", "namespaces", ns));
         };
         let v = nsobj.value()?;
-        if meta(&v).map(|m| m.contains_key("deletionTimestamp")).unwrap_or(false) || v.pointer("/status/phase") == Some(&json!("Terminating")) {
+        if meta(&v)
+            .map(|m| m.contains_key("deletionTimestamp"))
+            .unwrap_or(false)
+            || v.pointer("/status/phase") == Some(&json!("Terminating"))
+        {
             let mut e = StatusError::forbidden(
                 rp.def.group,
                 rp.def.plural,
                 name,
-                format!("unable to create new content in namespace {ns} because it is being terminated"),
+                format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
             );
             if let Some(d) = e.details.as_mut() {
                 d.causes.push(json!({"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}));
@@ -353,7 +469,13 @@ impl Registry {
 
     /// Decodes a request body for `rp`, converts it to the storage version and runs it
     /// through the kind's type (unknown fields per `fieldValidation`).
-    fn decode_object(&self, rp: &ResourcePath, body: &[u8], ct: Option<&str>, q: &Query) -> Result<(Value, Vec<String>), StatusError> {
+    fn decode_object(
+        &self,
+        rp: &ResourcePath,
+        body: &[u8],
+        ct: Option<&str>,
+        q: &Query,
+    ) -> Result<(Value, Vec<String>), StatusError> {
         let ty = BodyType::from_content_type(ct)?;
         match ty {
             BodyType::Json | BodyType::Yaml => {}
@@ -366,15 +488,27 @@ impl Registry {
     }
 
     /// Checks kind/apiVersion against the URL and types the object.
-    fn check_object(&self, rp: &ResourcePath, v: Value, dups: Vec<String>, fv: FieldValidation) -> Result<(Value, Vec<String>), StatusError> {
+    fn check_object(
+        &self,
+        rp: &ResourcePath,
+        v: Value,
+        dups: Vec<String>,
+        fv: FieldValidation,
+    ) -> Result<(Value, Vec<String>), StatusError> {
         let def = rp.def;
         if !v.is_object() {
-            return Err(StatusError::bad_request(format!("the body of the request must be a {} object", def.kind)));
+            return Err(StatusError::bad_request(format!(
+                "the body of the request must be a {} object",
+                def.kind
+            )));
         }
         let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
         let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         if kind.is_empty() {
-            return Err(StatusError::bad_request(format!("Object 'Kind' is missing in '{}'", truncate(&v.to_string(), 200))));
+            return Err(StatusError::bad_request(format!(
+                "Object 'Kind' is missing in '{}'",
+                truncate(&v.to_string(), 200)
+            )));
         }
         if kind != def.kind {
             return Err(StatusError::bad_request(format!(
@@ -394,9 +528,16 @@ impl Registry {
         }
         let v = convert::to_storage(def, v);
         let decoded = ops(storage_def(def))?.decode(v).map_err(|e| {
-            StatusError::bad_request(format!("{} in version {:?} cannot be handled as a {}: {e}", def.kind, def.version, def.kind))
+            StatusError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: {e}",
+                def.kind, def.version, def.kind
+            ))
         })?;
-        let mut problems: Vec<String> = decoded.unknown_fields.iter().map(|f| format!("unknown field {f:?}")).collect();
+        let mut problems: Vec<String> = decoded
+            .unknown_fields
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
         problems.extend(dups.iter().map(|f| format!("duplicate field {f:?}")));
         let warnings = match fv {
             FieldValidation::Strict if !problems.is_empty() => {
@@ -415,13 +556,25 @@ impl Registry {
     }
 
     /// POST: create an object.
-    pub async fn create(&self, rp: &ResourcePath, q: &Query, body: &[u8], ct: Option<&str>) -> Result<Reply, StatusError> {
+    pub async fn create(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+        ct: Option<&str>,
+    ) -> Result<Reply, StatusError> {
         let (obj, warnings) = self.decode_object(rp, body, ct, q)?;
         self.create_value(rp, q, obj, warnings).await
     }
 
     /// Creates a decoded object (storage version).
-    pub async fn create_value(&self, rp: &ResourcePath, q: &Query, mut obj: Value, warnings: Vec<String>) -> Result<Reply, StatusError> {
+    pub async fn create_value(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        mut obj: Value,
+        warnings: Vec<String>,
+    ) -> Result<Reply, StatusError> {
         let def = storage_def(rp.def);
         let kops = ops(def)?;
         // Namespace from the URL.
@@ -440,21 +593,45 @@ impl Registry {
         if name.is_empty() {
             let gen = meta_str(&obj, "generateName").unwrap_or("").to_string();
             if gen.is_empty() {
-                return Err(StatusError::invalid(rp.def.group, rp.def.kind, "", &[FieldError::required(
-                    &Path::root("metadata").child("name"),
-                    "name or generateName is required",
-                )]));
+                return Err(StatusError::invalid(
+                    rp.def.group,
+                    rp.def.kind,
+                    "",
+                    &[FieldError::required(
+                        &Path::root("metadata").child("name"),
+                        "name or generateName is required",
+                    )],
+                ));
             }
             name = format!("{gen}{}", random_suffix());
             set_meta(&mut obj, "name", Value::String(name.clone()));
         }
         if let Some(why) = check_path_segment(&name) {
-            return Err(StatusError::invalid(rp.def.group, rp.def.kind, &name, &[FieldError::invalid(&Path::root("metadata").child("name"), name.clone(), why)]));
+            return Err(StatusError::invalid(
+                rp.def.group,
+                rp.def.kind,
+                &name,
+                &[FieldError::invalid(
+                    &Path::root("metadata").child("name"),
+                    name.clone(),
+                    why,
+                )],
+            ));
         }
-        for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+        for f in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
             remove_meta(&mut obj, f);
         }
-        set_meta(&mut obj, "uid", Value::String(uuid::Uuid::new_v4().to_string()));
+        set_meta(
+            &mut obj,
+            "uid",
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
         set_meta(&mut obj, "creationTimestamp", Value::String(now_rfc3339()));
         if kops.has_generation() && obj.get("spec").is_some() {
             set_meta(&mut obj, "generation", json!(1));
@@ -468,25 +645,50 @@ impl Registry {
         }
         let (mut obj, errs) = kops.admit_create(obj).map_err(StatusError::internal)?;
         if !errs.is_empty() {
-            return Err(StatusError::invalid(rp.def.group, rp.def.kind, &name, &errs));
+            return Err(StatusError::invalid(
+                rp.def.group,
+                rp.def.kind,
+                &name,
+                &errs,
+            ));
         }
         self.check_namespace(rp, &name).await?;
         let key = Self::key(rp, &name);
         let dry_run = q.dry_run()?;
-        let allocated = if def.kind == "Service" && !dry_run { self.allocate_service(rp, &key, &mut obj, None).await? } else { Vec::new() };
+        let allocated = if def.kind == "Service" && !dry_run {
+            self.allocate_service(rp, &key, &mut obj, None).await?
+        } else {
+            Vec::new()
+        };
         if dry_run {
-            return Ok(Reply { code: 201, body: convert::from_storage(rp.def, obj), warnings });
+            return Ok(Reply {
+                code: 201,
+                body: convert::from_storage(rp.def, obj),
+                warnings,
+            });
         }
-        let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(|e| StatusError::internal(e.to_string()))?);
+        let bytes = Bytes::from(
+            serde_json::to_vec(&obj).map_err(|e| StatusError::internal(e.to_string()))?,
+        );
         match self.store.create(&key, bytes).await {
             Ok(kv) => {
-                set_meta(&mut obj, "resourceVersion", Value::String(kv.mod_revision.to_string()));
-                Ok(Reply { code: 201, body: convert::from_storage(rp.def, obj), warnings })
+                set_meta(
+                    &mut obj,
+                    "resourceVersion",
+                    Value::String(kv.mod_revision.to_string()),
+                );
+                Ok(Reply {
+                    code: 201,
+                    body: convert::from_storage(rp.def, obj),
+                    warnings,
+                })
             }
             Err(e) => {
                 self.release(allocated).await;
                 Err(match e {
-                    StoreError::AlreadyExists { .. } => StatusError::already_exists(rp.def.group, rp.def.plural, &name),
+                    StoreError::AlreadyExists { .. } => {
+                        StatusError::already_exists(rp.def.group, rp.def.plural, &name)
+                    }
                     e => store_err(e),
                 })
             }
@@ -494,7 +696,13 @@ impl Registry {
     }
 
     /// PUT: replace an object (or its status / finalize subresource).
-    pub async fn update(&self, rp: &ResourcePath, q: &Query, body: &[u8], ct: Option<&str>) -> Result<Reply, StatusError> {
+    pub async fn update(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+        ct: Option<&str>,
+    ) -> Result<Reply, StatusError> {
         let name = rp.name.clone().unwrap_or_default();
         let (obj, warnings) = self.decode_object(rp, body, ct, q)?;
         if let Some(body_name) = meta_str(&obj, "name") {
@@ -507,15 +715,25 @@ impl Registry {
                 return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
             }
         }
-        let precondition = meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_string);
+        let precondition = meta_str(&obj, "resourceVersion")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let dry_run = q.dry_run()?;
-        let mut reply = self.update_with(rp, precondition, dry_run, |_old| Ok(obj.clone())).await?;
+        let mut reply = self
+            .update_with(rp, precondition, dry_run, |_old| Ok(obj.clone()))
+            .await?;
         reply.warnings = warnings;
         Ok(reply)
     }
 
     /// PATCH: apply a patch to the current object and store the result.
-    pub async fn patch(&self, rp: &ResourcePath, q: &Query, body: &[u8], ct: Option<&str>) -> Result<Reply, StatusError> {
+    pub async fn patch(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+        ct: Option<&str>,
+    ) -> Result<Reply, StatusError> {
         let ty = BodyType::from_content_type(ct)?;
         if ty == BodyType::ApplyPatch {
             return Err(apply_unsupported());
@@ -525,17 +743,26 @@ impl Registry {
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
             )));
         }
-        let (patch, _) = codec::decode_body(body, BodyType::Json, false)?;
+        if body.len() > codec::MAX_BODY {
+            return Err(StatusError::too_large(
+                "Request entity too large: limit is 3145728",
+            ));
+        }
+        let patch: Value = serde_json::from_slice(body)
+            .map_err(|e| StatusError::bad_request(format!("error decoding patch: {e}")))?;
         let fv = q.field_validation()?;
         let dry_run = q.dry_run()?;
-        let precondition = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        let precondition = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let def = rp.def;
         let warnings = std::sync::Mutex::new(Vec::new());
         let mut reply = self
             .update_with(rp, precondition, dry_run, |old| {
                 // Patches apply to the object at the version the client speaks.
                 let current = convert::from_storage(def, old.clone());
-                let patched = apply_patch(def, ty, &current, &patch)?;
+                let patched = crate::patching::apply_to(def, ty, &current, body)?;
                 let (v, w) = self.check_object(rp, patched, Vec::new(), fv)?;
                 if let Ok(mut g) = warnings.lock() {
                     *g = w;
@@ -550,7 +777,13 @@ impl Registry {
     /// The update loop (upstream's GuaranteedUpdate): read the current object, compute the
     /// new one with `f`, write it with compare-and-swap, and retry on a conflict unless the
     /// client pinned a resourceVersion.
-    async fn update_with<F>(&self, rp: &ResourcePath, precondition: Option<String>, dry_run: bool, f: F) -> Result<Reply, StatusError>
+    async fn update_with<F>(
+        &self,
+        rp: &ResourcePath,
+        precondition: Option<String>,
+        dry_run: bool,
+        f: F,
+    ) -> Result<Reply, StatusError>
     where
         F: Fn(&Value) -> Result<Value, StatusError>,
     {
@@ -581,7 +814,15 @@ impl Registry {
                 }
             }
             // Fields only the server sets.
-            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+                "name",
+            ] {
                 match meta(&old).and_then(|m| m.get(f)).cloned() {
                     Some(v) => set_meta(&mut new, f, v),
                     None => remove_meta(&mut new, f),
@@ -599,11 +840,14 @@ impl Registry {
                             None => m.remove("status"),
                         };
                     }
-                    kops.admit_status_update(merged, &old).map_err(StatusError::internal)?
+                    kops.admit_status_update(merged, &old)
+                        .map_err(StatusError::internal)?
                 }
                 Some("finalize") => {
                     let mut merged = old.clone();
-                    if let (Some(m), Some(f)) = (merged.as_object_mut(), new.pointer("/spec/finalizers")) {
+                    if let (Some(m), Some(f)) =
+                        (merged.as_object_mut(), new.pointer("/spec/finalizers"))
+                    {
                         if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
                             spec.insert("finalizers".into(), f.clone());
                         }
@@ -619,53 +863,102 @@ impl Registry {
                             };
                         }
                     }
-                    kops.admit_update(new, &old).map_err(StatusError::internal)?
+                    kops.admit_update(new, &old)
+                        .map_err(StatusError::internal)?
                 }
             };
             if !errs.is_empty() {
-                return Err(StatusError::invalid(rp.def.group, rp.def.kind, &name, &errs));
+                return Err(StatusError::invalid(
+                    rp.def.group,
+                    rp.def.kind,
+                    &name,
+                    &errs,
+                ));
             }
             if kops.has_generation() && sub.is_none() && new.get("spec") != old.get("spec") {
-                let g = meta(&old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+                let g = meta(&old)
+                    .and_then(|m| m.get("generation"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 set_meta(&mut new, "generation", json!(g + 1));
             }
             let mut allocated = Vec::new();
             if def.kind == "Service" && sub.is_none() && !dry_run {
-                allocated = self.allocate_service(rp, &key, &mut new, Some(&old)).await?;
+                allocated = self
+                    .allocate_service(rp, &key, &mut new, Some(&old))
+                    .await?;
             }
-            set_meta(&mut new, "resourceVersion", Value::String(kv.mod_revision.to_string()));
+            set_meta(
+                &mut new,
+                "resourceVersion",
+                Value::String(kv.mod_revision.to_string()),
+            );
             if new == old {
                 // A no-op update writes nothing, as upstream.
-                return Ok(Reply { code: 200, body: convert::from_storage(rp.def, old), warnings: Vec::new() });
+                return Ok(Reply {
+                    code: 200,
+                    body: convert::from_storage(rp.def, old),
+                    warnings: Vec::new(),
+                });
             }
             if dry_run {
-                return Ok(Reply { code: 200, body: convert::from_storage(rp.def, new), warnings: Vec::new() });
+                return Ok(Reply {
+                    code: 200,
+                    body: convert::from_storage(rp.def, new),
+                    warnings: Vec::new(),
+                });
             }
             // An object being deleted whose last finalizer went away is deleted now.
-            let deleting = meta(&new).map(|m| m.contains_key("deletionTimestamp")).unwrap_or(false);
-            let grace = meta(&new).and_then(|m| m.get("deletionGracePeriodSeconds")).and_then(Value::as_i64).unwrap_or(0);
-            let namespace_pending = def.kind == "Namespace" && new.pointer("/spec/finalizers").and_then(Value::as_array).map(|a| !a.is_empty()).unwrap_or(false);
+            let deleting = meta(&new)
+                .map(|m| m.contains_key("deletionTimestamp"))
+                .unwrap_or(false);
+            let grace = meta(&new)
+                .and_then(|m| m.get("deletionGracePeriodSeconds"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let namespace_pending = def.kind == "Namespace"
+                && new
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| !a.is_empty())
+                    .unwrap_or(false);
             if deleting && finalizers(&new).is_empty() && grace == 0 && !namespace_pending {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(_) => {
                         self.released_object(def, &new).await;
-                        return Ok(Reply { code: 200, body: convert::from_storage(rp.def, new), warnings: Vec::new() });
+                        return Ok(Reply {
+                            code: 200,
+                            body: convert::from_storage(rp.def, new),
+                            warnings: Vec::new(),
+                        });
                     }
                     Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
-                    Err(StoreError::Conflict { .. }) => return Err(StatusError::stale(rp.def.group, rp.def.plural, &name)),
+                    Err(StoreError::Conflict { .. }) => {
+                        return Err(StatusError::stale(rp.def.group, rp.def.plural, &name))
+                    }
                     Err(StoreError::NotFound { .. }) => return Err(Self::not_found(rp, &name)),
                     Err(e) => return Err(store_err(e)),
                 }
             }
             remove_meta(&mut new, "resourceVersion");
-            let bytes = Bytes::from(serde_json::to_vec(&new).map_err(|e| StatusError::internal(e.to_string()))?);
+            let bytes = Bytes::from(
+                serde_json::to_vec(&new).map_err(|e| StatusError::internal(e.to_string()))?,
+            );
             match self.store.update(&key, bytes, kv.mod_revision).await {
                 Ok(kv2) => {
                     if def.kind == "Service" {
                         self.release_replaced_service_allocations(&old, &new).await;
                     }
-                    set_meta(&mut new, "resourceVersion", Value::String(kv2.mod_revision.to_string()));
-                    return Ok(Reply { code: 200, body: convert::from_storage(rp.def, new), warnings: Vec::new() });
+                    set_meta(
+                        &mut new,
+                        "resourceVersion",
+                        Value::String(kv2.mod_revision.to_string()),
+                    );
+                    return Ok(Reply {
+                        code: 200,
+                        body: convert::from_storage(rp.def, new),
+                        warnings: Vec::new(),
+                    });
                 }
                 Err(StoreError::Conflict { .. }) => {
                     self.release(allocated).await;
@@ -684,11 +977,21 @@ impl Registry {
                 }
             }
         }
-        Err(StatusError::conflict(rp.def.group, rp.def.plural, &name, "too many concurrent updates; try again"))
+        Err(StatusError::conflict(
+            rp.def.group,
+            rp.def.plural,
+            &name,
+            "too many concurrent updates; try again",
+        ))
     }
 
     /// DELETE of one object, with graceful deletion for pods and finalizers.
-    pub async fn delete(&self, rp: &ResourcePath, q: &Query, body: &[u8]) -> Result<Reply, StatusError> {
+    pub async fn delete(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+    ) -> Result<Reply, StatusError> {
         let opts = DeleteOptions::parse(q, body)?;
         let name = rp.name.clone().unwrap_or_default();
         let key = Self::key(rp, &name);
@@ -700,10 +1003,15 @@ impl Registry {
             let mut obj = stored_value(&kv)?;
             if let Some(uid) = &opts.precondition_uid {
                 if Some(uid.as_str()) != meta_str(&obj, "uid") {
-                    return Err(StatusError::conflict(rp.def.group, rp.def.plural, &name, format!(
+                    return Err(StatusError::conflict(
+                        rp.def.group,
+                        rp.def.plural,
+                        &name,
+                        format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                         meta_str(&obj, "uid").unwrap_or("")
-                    )));
+                    ),
+                    ));
                 }
             }
             if let Some(rv) = &opts.precondition_rv {
@@ -714,39 +1022,77 @@ impl Registry {
                     )));
                 }
             }
-            let already = meta(&obj).map(|m| m.contains_key("deletionTimestamp")).unwrap_or(false);
+            let already = meta(&obj)
+                .map(|m| m.contains_key("deletionTimestamp"))
+                .unwrap_or(false);
             // Graceful deletion: pods on a node get their grace period.
             let mut grace = 0i64;
             if def.kind == "Pod" {
-                let on_node = obj.pointer("/spec/nodeName").and_then(Value::as_str).map(|n| !n.is_empty()).unwrap_or(false);
-                let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+                let on_node = obj
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .map(|n| !n.is_empty())
+                    .unwrap_or(false);
+                let phase = obj
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 let terminal = phase == "Succeeded" || phase == "Failed";
-                let spec_grace = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+                let spec_grace = obj
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30);
                 grace = opts.grace_period.unwrap_or(spec_grace);
                 if !on_node || terminal {
                     grace = 0;
                 }
                 if already {
                     // A later delete may only shorten the grace period.
-                    let current = meta(&obj).and_then(|m| m.get("deletionGracePeriodSeconds")).and_then(Value::as_i64).unwrap_or(0);
+                    let current = meta(&obj)
+                        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
                     if opts.grace_period.is_none() || grace >= current {
-                        return Ok(Reply { code: 200, body: convert::from_storage(rp.def, obj), warnings: Vec::new() });
+                        return Ok(Reply {
+                            code: 200,
+                            body: convert::from_storage(rp.def, obj),
+                            warnings: Vec::new(),
+                        });
                     }
                 }
             }
             let mut fins = finalizers(&obj);
             match opts.propagation.as_deref() {
-                Some("Orphan") if !fins.iter().any(|f| f == "orphan") && !already => fins.push("orphan".into()),
-                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") && !already => fins.push("foregroundDeletion".into()),
+                Some("Orphan") if !fins.iter().any(|f| f == "orphan") && !already => {
+                    fins.push("orphan".into())
+                }
+                Some("Foreground")
+                    if !fins.iter().any(|f| f == "foregroundDeletion") && !already =>
+                {
+                    fins.push("foregroundDeletion".into())
+                }
                 _ => {}
             }
-            let namespace_pending = def.kind == "Namespace" && obj.pointer("/spec/finalizers").and_then(Value::as_array).map(|a| !a.is_empty()).unwrap_or(false);
+            let namespace_pending = def.kind == "Namespace"
+                && obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| !a.is_empty())
+                    .unwrap_or(false);
             if grace > 0 || !fins.is_empty() || namespace_pending {
                 if already && grace == 0 {
-                    return Ok(Reply { code: 200, body: convert::from_storage(rp.def, obj), warnings: Vec::new() });
+                    return Ok(Reply {
+                        code: 200,
+                        body: convert::from_storage(rp.def, obj),
+                        warnings: Vec::new(),
+                    });
                 }
                 let when = Utc::now() + chrono::Duration::seconds(grace);
-                set_meta(&mut obj, "deletionTimestamp", Value::String(when.to_rfc3339_opts(SecondsFormat::Secs, true)));
+                set_meta(
+                    &mut obj,
+                    "deletionTimestamp",
+                    Value::String(when.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                );
                 set_meta(&mut obj, "deletionGracePeriodSeconds", json!(grace));
                 if !fins.is_empty() {
                     set_meta(&mut obj, "finalizers", json!(fins));
@@ -757,14 +1103,28 @@ impl Registry {
                     }
                 }
                 if opts.dry_run {
-                    return Ok(Reply { code: 200, body: convert::from_storage(rp.def, obj), warnings: Vec::new() });
+                    return Ok(Reply {
+                        code: 200,
+                        body: convert::from_storage(rp.def, obj),
+                        warnings: Vec::new(),
+                    });
                 }
                 remove_meta(&mut obj, "resourceVersion");
-                let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(|e| StatusError::internal(e.to_string()))?);
+                let bytes = Bytes::from(
+                    serde_json::to_vec(&obj).map_err(|e| StatusError::internal(e.to_string()))?,
+                );
                 match self.store.update(&key, bytes, kv.mod_revision).await {
                     Ok(kv2) => {
-                        set_meta(&mut obj, "resourceVersion", Value::String(kv2.mod_revision.to_string()));
-                        return Ok(Reply { code: 200, body: convert::from_storage(rp.def, obj), warnings: Vec::new() });
+                        set_meta(
+                            &mut obj,
+                            "resourceVersion",
+                            Value::String(kv2.mod_revision.to_string()),
+                        );
+                        return Ok(Reply {
+                            code: 200,
+                            body: convert::from_storage(rp.def, obj),
+                            warnings: Vec::new(),
+                        });
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(StoreError::NotFound { .. }) => return Err(Self::not_found(rp, &name)),
@@ -772,28 +1132,56 @@ impl Registry {
                 }
             }
             if opts.dry_run {
-                return Ok(Reply { code: 200, body: convert::from_storage(rp.def, obj), warnings: Vec::new() });
+                return Ok(Reply {
+                    code: 200,
+                    body: convert::from_storage(rp.def, obj),
+                    warnings: Vec::new(),
+                });
             }
             match self.store.delete(&key, Some(kv.mod_revision)).await {
                 Ok(deleted) => {
                     self.released_object(def, &obj).await;
-                    set_meta(&mut obj, "resourceVersion", Value::String(deleted.mod_revision.to_string()));
-                    return Ok(Reply { code: 200, body: deleted_body(rp.def, obj), warnings: Vec::new() });
+                    set_meta(
+                        &mut obj,
+                        "resourceVersion",
+                        Value::String(deleted.mod_revision.to_string()),
+                    );
+                    return Ok(Reply {
+                        code: 200,
+                        body: deleted_body(rp.def, obj),
+                        warnings: Vec::new(),
+                    });
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(StoreError::NotFound { .. }) => return Err(Self::not_found(rp, &name)),
                 Err(e) => return Err(store_err(e)),
             }
         }
-        Err(StatusError::conflict(rp.def.group, rp.def.plural, &name, "too many concurrent updates; try again"))
+        Err(StatusError::conflict(
+            rp.def.group,
+            rp.def.plural,
+            &name,
+            "too many concurrent updates; try again",
+        ))
     }
 
     /// DELETE of a collection: every object the selectors match.
-    pub async fn delete_collection(&self, rp: &ResourcePath, q: &Query, body: &[u8], filter: &Filter) -> Result<Reply, StatusError> {
+    pub async fn delete_collection(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+        filter: &Filter,
+    ) -> Result<Reply, StatusError> {
         let list = self.list(rp, &Query::default(), filter).await?;
         let mut items = Vec::new();
         for o in list.items {
-            let one = ResourcePath { def: rp.def, namespace: (!o.namespace.is_empty()).then(|| o.namespace.clone()), name: Some(o.name.clone()), subresource: None };
+            let one = ResourcePath {
+                def: rp.def,
+                namespace: (!o.namespace.is_empty()).then(|| o.namespace.clone()),
+                name: Some(o.name.clone()),
+                subresource: None,
+            };
             match self.delete(&one, q, body).await {
                 Ok(r) => items.push(r.body),
                 Err(e) if e.code == 404 => {}
@@ -846,28 +1234,61 @@ impl Registry {
     }
 
     /// Allocates the ClusterIP and node ports a service needs (keeping those it has).
-    async fn allocate_service(&self, rp: &ResourcePath, key: &str, obj: &mut Value, old: Option<&Value>) -> Result<Vec<Allocation>, StatusError> {
+    async fn allocate_service(
+        &self,
+        rp: &ResourcePath,
+        key: &str,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<Allocation>, StatusError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
-        let invalid = |field: Path, value: Value, detail: String| StatusError::invalid(rp.def.group, rp.def.kind, &name, &[FieldError::invalid(&field, value, detail)]);
+        let invalid = |field: Path, value: Value, detail: String| {
+            StatusError::invalid(
+                rp.def.group,
+                rp.def.kind,
+                &name,
+                &[FieldError::invalid(&field, value, detail)],
+            )
+        };
         let mut allocated = Vec::new();
-        let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        let ty = obj
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         let old_ips = old.map(service_ips).unwrap_or_default();
         let old_ports = old.map(node_ports).unwrap_or_default();
         let result: Result<(), StatusError> = async {
             if ty != "ExternalName" {
-                let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+                let requested = obj
+                    .pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if requested != "None" {
                     if let Some(old) = old {
                         // clusterIP is immutable; keep the old one when the client left it out.
-                        let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+                        let old_ip = old
+                            .pointer("/spec/clusterIP")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
                         if requested.is_empty() && !old_ip.is_empty() {
                             set_spec(obj, "clusterIP", json!(old_ip));
                             set_spec(obj, "clusterIPs", json!([old_ip]));
                         } else if !old_ip.is_empty() && requested != old_ip {
-                            return Err(invalid(Path::root("spec").child("clusterIPs").index(0), json!(requested), "may not change once set".into()));
+                            return Err(invalid(
+                                Path::root("spec").child("clusterIPs").index(0),
+                                json!(requested),
+                                "may not change once set".into(),
+                            ));
                         }
                     }
-                    let current = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+                    let current = obj
+                        .pointer("/spec/clusterIP")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     if current.is_empty() || !old_ips.contains(&current) {
                         let want = (!current.is_empty()).then_some(current.as_str());
                         match self.alloc.allocate_ip(want, key).await {
@@ -891,18 +1312,33 @@ impl Registry {
                 }
             }
             let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
-            let ports = obj.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+            let ports = obj
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let mut new_ports = Vec::with_capacity(ports.len());
             for (i, mut p) in ports.into_iter().enumerate() {
                 if wants_node_ports {
-                    let mut requested = p.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0).map(|n| n as i32);
+                    let mut requested = p
+                        .get("nodePort")
+                        .and_then(Value::as_i64)
+                        .filter(|n| *n != 0)
+                        .map(|n| n as i32);
                     if requested.is_none() {
                         // On update, keep the port this service port had.
                         if let Some(old) = old {
                             let port = p.get("port").cloned();
-                            requested = old.pointer("/spec/ports").and_then(Value::as_array).and_then(|a| {
-                                a.iter().find(|op| op.get("port") == port.as_ref()).and_then(|op| op.get("nodePort")).and_then(Value::as_i64).map(|n| n as i32)
-                            });
+                            requested = old
+                                .pointer("/spec/ports")
+                                .and_then(Value::as_array)
+                                .and_then(|a| {
+                                    a.iter()
+                                        .find(|op| op.get("port") == port.as_ref())
+                                        .and_then(|op| op.get("nodePort"))
+                                        .and_then(Value::as_i64)
+                                        .map(|n| n as i32)
+                                });
                         }
                     }
                     match requested {
@@ -915,7 +1351,11 @@ impl Registry {
                                 allocated.push(Allocation::Port(n));
                             }
                             Err(e) => {
-                                return Err(invalid(Path::root("spec").child("ports").index(i).child("nodePort"), json!(requested.unwrap_or(0)), e.to_string()))
+                                return Err(invalid(
+                                    Path::root("spec").child("ports").index(i).child("nodePort"),
+                                    json!(requested.unwrap_or(0)),
+                                    e.to_string(),
+                                ))
                             }
                         },
                     }
@@ -940,25 +1380,68 @@ impl Registry {
     }
 
     /// Binding a pod to a node (`pods/binding` and `bindings`).
-    pub async fn bind(&self, rp: &ResourcePath, body: &[u8], ct: Option<&str>) -> Result<Reply, StatusError> {
+    pub async fn bind(
+        &self,
+        rp: &ResourcePath,
+        body: &[u8],
+        ct: Option<&str>,
+    ) -> Result<Reply, StatusError> {
         let ty = BodyType::from_content_type(ct)?;
         let (b, _) = codec::decode_body(body, ty, false)?;
-        let pod_name = rp.name.clone().or_else(|| meta_str(&b, "name").map(str::to_string)).unwrap_or_default();
-        let node = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let pod_name = rp
+            .name
+            .clone()
+            .or_else(|| meta_str(&b, "name").map(str::to_string))
+            .unwrap_or_default();
+        let node = b
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if node.is_empty() {
-            return Err(StatusError::invalid("", "Binding", &pod_name, &[FieldError::required(&Path::root("target").child("name"), "")]));
+            return Err(StatusError::invalid(
+                "",
+                "Binding",
+                &pod_name,
+                &[FieldError::required(
+                    &Path::root("target").child("name"),
+                    "",
+                )],
+            ));
         }
         let annotations = meta(&b).and_then(|m| m.get("annotations")).cloned();
         let pods = resources::find("", "v1", "pods").ok_or_else(StatusError::path_not_found)?;
-        let prp = ResourcePath { def: pods, namespace: rp.namespace.clone(), name: Some(pod_name.clone()), subresource: Some("binding".into()) };
+        let prp = ResourcePath {
+            def: pods,
+            namespace: rp.namespace.clone(),
+            name: Some(pod_name.clone()),
+            subresource: Some("binding".into()),
+        };
         let node2 = node.clone();
         self.update_with(&prp, None, false, move |old| {
             let mut pod = old.clone();
-            if meta(&pod).map(|m| m.contains_key("deletionTimestamp")).unwrap_or(false) {
-                return Err(StatusError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+            if meta(&pod)
+                .map(|m| m.contains_key("deletionTimestamp"))
+                .unwrap_or(false)
+            {
+                return Err(StatusError::conflict(
+                    "",
+                    "pods",
+                    &pod_name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
-            if let Some(n) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                return Err(StatusError::conflict("", "pods", &pod_name, format!("pod {pod_name} is already assigned to node {n:?}")));
+            if let Some(n) = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                return Err(StatusError::conflict(
+                    "",
+                    "pods",
+                    &pod_name,
+                    format!("pod {pod_name} is already assigned to node {n:?}"),
+                ));
             }
             set_spec(&mut pod, "nodeName", json!(node2));
             if let (Some(Value::Object(a)), Some(m)) = (&annotations, meta_mut(&mut pod)) {
@@ -973,7 +1456,11 @@ impl Registry {
             Ok(pod)
         })
         .await?;
-        Ok(Reply { code: 201, body: success_status(), warnings: Vec::new() })
+        Ok(Reply {
+            code: 201,
+            body: success_status(),
+            warnings: Vec::new(),
+        })
     }
 
     /// GET of a scale subresource.
@@ -985,32 +1472,62 @@ impl Registry {
     }
 
     /// PUT or PATCH of a scale subresource: changes the parent's spec.replicas.
-    pub async fn update_scale(&self, rp: &ResourcePath, q: &Query, body: &[u8], ct: Option<&str>, is_patch: bool) -> Result<Reply, StatusError> {
+    pub async fn update_scale(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+        ct: Option<&str>,
+        is_patch: bool,
+    ) -> Result<Reply, StatusError> {
         let ty = BodyType::from_content_type(ct)?;
-        let (incoming, _) = codec::decode_body(body, if is_patch { BodyType::Json } else { ty }, false)?;
+        let (incoming, _) =
+            codec::decode_body(body, if is_patch { BodyType::Json } else { ty }, false)?;
         let name = rp.name.clone().unwrap_or_default();
-        let precondition = if is_patch { None } else { meta_str(&incoming, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_string) };
+        let precondition = if is_patch {
+            None
+        } else {
+            meta_str(&incoming, "resourceVersion")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         let mut parent = rp.clone();
         parent.subresource = None;
         let def = rp.def;
         let reply = self
             .update_with(&parent, precondition, q.dry_run()?, |old| {
                 let current_scale = scale_of(&convert::from_storage(def, old.clone()));
-                let new_scale = if is_patch { apply_patch_generic(ty, &current_scale, &incoming)? } else { incoming.clone() };
-                let replicas = new_scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+                let new_scale = if is_patch {
+                    crate::patching::apply(ty, &current_scale, body, "autoscaling", "v1", "Scale")?
+                } else {
+                    incoming.clone()
+                };
+                let replicas = new_scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 if replicas < 0 {
-                    return Err(StatusError::invalid("autoscaling", "Scale", &name, &[FieldError::invalid(
-                        &Path::root("spec").child("replicas"),
-                        replicas,
-                        "must be greater than or equal to 0",
-                    )]));
+                    return Err(StatusError::invalid(
+                        "autoscaling",
+                        "Scale",
+                        &name,
+                        &[FieldError::invalid(
+                            &Path::root("spec").child("replicas"),
+                            replicas,
+                            "must be greater than or equal to 0",
+                        )],
+                    ));
                 }
                 let mut new = old.clone();
                 set_spec(&mut new, "replicas", json!(replicas));
                 Ok(new)
             })
             .await?;
-        Ok(Reply { code: 200, body: scale_of(&reply.body), warnings: Vec::new() })
+        Ok(Reply {
+            code: 200,
+            body: scale_of(&reply.body),
+            warnings: Vec::new(),
+        })
     }
 }
 
@@ -1034,9 +1551,14 @@ pub fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Option<&st
     let st = m.entry("status").or_insert_with(|| json!({}));
     let Some(st) = st.as_object_mut() else { return };
     let conds = st.entry("conditions").or_insert_with(|| json!([]));
-    let Some(conds) = conds.as_array_mut() else { return };
+    let Some(conds) = conds.as_array_mut() else {
+        return;
+    };
     let now = now_rfc3339();
-    if let Some(c) = conds.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(ty)) {
+    if let Some(c) = conds
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+    {
         if c.get("status").and_then(Value::as_str) != Some(status) {
             c["status"] = json!(status);
             c["lastTransitionTime"] = json!(now);
@@ -1046,7 +1568,8 @@ pub fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Option<&st
         }
         c["lastProbeTime"] = Value::Null;
     } else {
-        let mut c = json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+        let mut c =
+            json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
         if let Some(r) = reason {
             c["reason"] = json!(r);
         }
@@ -1055,13 +1578,23 @@ pub fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Option<&st
 }
 
 fn service_ips(obj: &Value) -> Vec<String> {
-    obj.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|s| !s.is_empty() && *s != "None").map(|s| vec![s.to_string()]).unwrap_or_default()
+    obj.pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && *s != "None")
+        .map(|s| vec![s.to_string()])
+        .unwrap_or_default()
 }
 
 fn node_ports(obj: &Value) -> Vec<i32> {
     obj.pointer("/spec/ports")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).filter(|n| *n != 0).map(|n| n as i32).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                .filter(|n| *n != 0)
+                .map(|n| n as i32)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -1069,14 +1602,26 @@ fn node_ports(obj: &Value) -> Vec<i32> {
 pub fn scale_of(obj: &Value) -> Value {
     let m = meta(obj).cloned().unwrap_or_default();
     let selector = match obj.pointer("/spec/selector") {
-        Some(Value::Object(sel)) if sel.contains_key("matchLabels") || sel.contains_key("matchExpressions") => {
+        Some(Value::Object(sel))
+            if sel.contains_key("matchLabels") || sel.contains_key("matchExpressions") =>
+        {
             crate::filter::label_selector_string(&Value::Object(sel.clone()))
         }
-        Some(Value::Object(sel)) => sel.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","),
+        Some(Value::Object(sel)) => sel
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(","),
         _ => String::new(),
     };
     let mut scale_meta = Map::new();
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = m.get(f) {
             scale_meta.insert(f.into(), v.clone());
         }
@@ -1097,7 +1642,10 @@ fn success_status() -> Value {
 /// What a successful immediate delete returns: the object for kinds upstream returns it
 /// for, a Success Status with details otherwise.
 fn deleted_body(def: &ResourceDef, obj: Value) -> Value {
-    if matches!(def.kind, "Pod" | "Service" | "Namespace" | "Node" | "PersistentVolume" | "PersistentVolumeClaim") {
+    if matches!(
+        def.kind,
+        "Pod" | "Service" | "Namespace" | "Node" | "PersistentVolume" | "PersistentVolumeClaim"
+    ) {
         return convert::from_storage(def, obj);
     }
     json!({
@@ -1127,18 +1675,6 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Applies a patch of any supported type to the JSON of an object at `def`'s version.
-fn apply_patch(def: &ResourceDef, ty: BodyType, current: &Value, patch: &Value) -> Result<Value, StatusError> {
-    match ty {
-        BodyType::StrategicMergePatch => crate::patching::strategic(def, current, patch),
-        _ => apply_patch_generic(ty, current, patch),
-    }
-}
-
-fn apply_patch_generic(ty: BodyType, current: &Value, patch: &Value) -> Result<Value, StatusError> {
-    crate::patching::generic(ty, current, patch)
-}
-
 /// A continue token: the list's revision and the last key returned.
 #[derive(Debug, Clone)]
 pub struct ContinueToken {
@@ -1155,10 +1691,16 @@ impl ContinueToken {
     pub fn decode(s: &str) -> Result<ContinueToken, StatusError> {
         use base64::Engine;
         let bad = || StatusError::bad_request(format!("continue key is not valid: {s:?}"));
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| bad())?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| bad())?;
         let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
         let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
-        let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+        let start = v
+            .get("start")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?
+            .to_string();
         Ok(ContinueToken { rv, start })
     }
 }

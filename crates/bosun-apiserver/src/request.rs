@@ -24,7 +24,11 @@ pub fn parse_resource_path(path: &str) -> Result<Option<ResourcePath>, StatusErr
     let segs: Vec<String> = path
         .trim_matches('/')
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let (group, version, rest): (&str, &str, &[String]) = match segs.first().map(String::as_str) {
         Some("api") if segs.len() >= 3 => ("", segs[1].as_str(), &segs[2..]),
@@ -49,7 +53,12 @@ pub fn parse_resource_path(path: &str) -> Result<Option<ResourcePath>, StatusErr
         if parts.len() > 3 {
             return Err(StatusError::path_not_found());
         }
-        return Ok(Some(ResourcePath { def, namespace: None, name, subresource: sub }));
+        return Ok(Some(ResourcePath {
+            def,
+            namespace: None,
+            name,
+            subresource: sub,
+        }));
     }
     if !def.namespaced && namespace.is_some() {
         return Err(StatusError::path_not_found());
@@ -67,7 +76,12 @@ pub fn parse_resource_path(path: &str) -> Result<Option<ResourcePath>, StatusErr
     if name.as_deref() == Some("") {
         return Err(StatusError::path_not_found());
     }
-    Ok(Some(ResourcePath { def, namespace, name, subresource }))
+    Ok(Some(ResourcePath {
+        def,
+        namespace,
+        name,
+        subresource,
+    }))
 }
 
 /// Query parameters, decoded.
@@ -76,7 +90,11 @@ pub struct Query(pub HashMap<String, String>);
 
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
-        Query(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)
@@ -87,7 +105,11 @@ impl Query {
     pub fn int(&self, k: &str) -> Result<Option<i64>, StatusError> {
         match self.get(k) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| StatusError::bad_request(format!("invalid value {v:?} for query parameter {k}: not an integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                StatusError::bad_request(format!(
+                    "invalid value {v:?} for query parameter {k}: not an integer"
+                ))
+            }),
         }
     }
     /// `dryRun=All`.
@@ -95,7 +117,9 @@ impl Query {
         match self.get("dryRun") {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
-            Some(v) => Err(StatusError::bad_request(format!("Invalid dry run value: {v}: supported values: \"All\""))),
+            Some(v) => Err(StatusError::bad_request(format!(
+                "Invalid dry run value: {v}: supported values: \"All\""
+            ))),
         }
     }
     /// `fieldValidation` (default Warn, as upstream when kubectl does not send it...
@@ -125,17 +149,33 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> ResourcePath {
-        parse_resource_path(s).expect("parses").expect("is a resource path")
+        parse_resource_path(s)
+            .expect("parses")
+            .expect("is a resource path")
     }
 
     #[test]
     fn paths_parse_like_upstream_request_info() {
         let r = p("/api/v1/namespaces/default/pods/web/status");
-        assert_eq!((r.def.plural, r.namespace.as_deref(), r.name.as_deref(), r.subresource.as_deref()), ("pods", Some("default"), Some("web"), Some("status")));
+        assert_eq!(
+            (
+                r.def.plural,
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("status"))
+        );
         let r = p("/api/v1/namespaces/dev");
-        assert_eq!((r.def.plural, r.namespace, r.name.as_deref()), ("namespaces", None, Some("dev")));
+        assert_eq!(
+            (r.def.plural, r.namespace, r.name.as_deref()),
+            ("namespaces", None, Some("dev"))
+        );
         let r = p("/api/v1/namespaces/dev/status");
-        assert_eq!((r.def.plural, r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("dev"), Some("status")));
+        assert_eq!(
+            (r.def.plural, r.name.as_deref(), r.subresource.as_deref()),
+            ("namespaces", Some("dev"), Some("status"))
+        );
         let r = p("/api/v1/namespaces");
         assert_eq!((r.def.plural, r.name), ("namespaces", None));
         let r = p("/apis/apps/v1/deployments");

@@ -9,7 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bosun", version, about = "A Kubernetes-compatible cluster manager in one binary")]
+#[command(
+    name = "bosun",
+    version,
+    about = "A Kubernetes-compatible cluster manager in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,25 +69,48 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
-    let (lo, hi) = s.split_once('-').context("--service-node-port-range must be LOW-HIGH")?;
-    let lo: u16 = lo.trim().parse().context("--service-node-port-range: bad low port")?;
-    let hi: u16 = hi.trim().parse().context("--service-node-port-range: bad high port")?;
-    anyhow::ensure!(lo < hi, "--service-node-port-range: low port must be below high port");
+    let (lo, hi) = s
+        .split_once('-')
+        .context("--service-node-port-range must be LOW-HIGH")?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .context("--service-node-port-range: bad low port")?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .context("--service-node-port-range: bad high port")?;
+    anyhow::ensure!(
+        lo < hi,
+        "--service-node-port-range: low port must be below high port"
+    );
     Ok((lo, hi))
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let store: Arc<dyn bosun_store::Store> = match &args.datastore_endpoint {
         Some(ep) => {
-            let endpoints: Vec<String> = ep.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-            Arc::new(bosun_store_etcd::EtcdStore::connect(&endpoints, "").await.with_context(|| format!("connecting to etcd at {ep}"))?)
+            let endpoints: Vec<String> = ep
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            Arc::new(
+                bosun_store_etcd::EtcdStore::connect(&endpoints, "")
+                    .await
+                    .with_context(|| format!("connecting to etcd at {ep}"))?,
+            )
         }
         None => {
             let path = data_dir.join("db").join("state.db");
             std::fs::create_dir_all(data_dir.join("db")).context("creating the store directory")?;
-            Arc::new(bosun_store::sqlite::SqliteStore::open(&path, Default::default()).with_context(|| format!("opening the store at {}", path.display()))?)
+            Arc::new(
+                bosun_store::sqlite::SqliteStore::open(&path, Default::default())
+                    .with_context(|| format!("opening the store at {}", path.display()))?,
+            )
         }
     };
     let config = bosun_apiserver::Config {
@@ -96,11 +123,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         node_port_range: parse_port_range(&args.service_node_port_range)?,
         ..Default::default()
     };
-    let server = bosun_apiserver::Server::start(config, store).await.context("starting the API server")?;
+    let server = bosun_apiserver::Server::start(config, store)
+        .await
+        .context("starting the API server")?;
     println!("bosun API server listening on {}", server.url);
     println!("kubeconfig: {}", server.kubeconfig.display());
     println!("node join token: {}", server.pki.node_token);
-    println!("try: kubectl --kubeconfig {} get all -A", server.kubeconfig.display());
+    println!(
+        "try: kubectl --kubeconfig {} get all -A",
+        server.kubeconfig.display()
+    );
     shutdown_signal().await;
     println!("shutting down");
     server.stop().await;
@@ -123,9 +155,17 @@ async fn shutdown_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BOSUN_LOG").unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BOSUN_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(async {
         match cli.command {
             Command::Server(a) => server(a).await,
