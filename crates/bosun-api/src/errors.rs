@@ -105,10 +105,20 @@ pub fn qualified(group: &str, name: &str) -> String {
 
 impl StatusError {
     pub fn new(reason: StatusReason, message: impl Into<String>) -> Self {
-        StatusError { reason, code: reason.code(), message: message.into(), details: None }
+        StatusError {
+            reason,
+            code: reason.code(),
+            message: message.into(),
+            details: None,
+        }
     }
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
-        self.details = Some(StatusDetails { name: name.into(), group: group.into(), kind: kind.into(), ..Default::default() });
+        self.details = Some(StatusDetails {
+            name: name.into(),
+            group: group.into(),
+            kind: kind.into(),
+            ..Default::default()
+        });
         self
     }
 
@@ -129,23 +139,36 @@ impl StatusError {
     }
     /// `pods "foo" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(StatusReason::NotFound, format!("{} {name:?} not found", qualified(group, resource)))
-            .with_details(group, resource, name)
+        Self::new(
+            StatusReason::NotFound,
+            format!("{} {name:?} not found", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
     /// A path the server does not serve at all.
     pub fn path_not_found() -> Self {
-        Self::new(StatusReason::NotFound, "the server could not find the requested resource")
+        Self::new(
+            StatusReason::NotFound,
+            "the server could not find the requested resource",
+        )
     }
     /// `pods "foo" already exists`.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(StatusReason::AlreadyExists, format!("{} {name:?} already exists", qualified(group, resource)))
-            .with_details(group, resource, name)
+        Self::new(
+            StatusReason::AlreadyExists,
+            format!("{} {name:?} already exists", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
     /// `Operation cannot be fulfilled on pods "foo": <why>`.
     pub fn conflict(group: &str, resource: &str, name: &str, why: impl AsRef<str>) -> Self {
         Self::new(
             StatusReason::Conflict,
-            format!("Operation cannot be fulfilled on {} {name:?}: {}", qualified(group, resource), why.as_ref()),
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {}",
+                qualified(group, resource),
+                why.as_ref()
+            ),
         )
         .with_details(group, resource, name)
     }
@@ -175,22 +198,40 @@ impl StatusError {
             reason: StatusReason::Invalid,
             code: 422,
             message,
-            details: Some(StatusDetails { name: name.into(), group: group.into(), kind: kind.into(), causes, retry_after_seconds: None }),
+            details: Some(StatusDetails {
+                name: name.into(),
+                group: group.into(),
+                kind: kind.into(),
+                causes,
+                retry_after_seconds: None,
+            }),
         }
     }
     /// A patch that cannot be applied (upstream answers 422 with reason Invalid).
     pub fn invalid_patch(message: impl AsRef<str>) -> Self {
-        Self::new(StatusReason::Invalid, format!("the server rejected our request due to an error in our request: {}", message.as_ref()))
+        Self::new(
+            StatusReason::Invalid,
+            format!(
+                "the server rejected our request due to an error in our request: {}",
+                message.as_ref()
+            ),
+        )
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusReason::MethodNotAllowed, "the server does not allow this method on the requested resource")
+        Self::new(
+            StatusReason::MethodNotAllowed,
+            "the server does not allow this method on the requested resource",
+        )
     }
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(StatusReason::Expired, message)
     }
     /// A resourceVersion older than the compacted history.
     pub fn too_old_resource_version(requested: i64, current: i64) -> Self {
-        Self::new(StatusReason::Expired, format!("too old resource version: {requested} ({current})"))
+        Self::new(
+            StatusReason::Expired,
+            format!("too old resource version: {requested} ({current})"),
+        )
     }
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusReason::RequestEntityTooLarge, message)
@@ -202,7 +243,10 @@ impl StatusError {
         Self::new(StatusReason::NotAcceptable, message)
     }
     pub fn internal(message: impl AsRef<str>) -> Self {
-        Self::new(StatusReason::InternalError, format!("Internal error occurred: {}", message.as_ref()))
+        Self::new(
+            StatusReason::InternalError,
+            format!("Internal error occurred: {}", message.as_ref()),
+        )
     }
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusReason::ServiceUnavailable, message)
@@ -212,7 +256,10 @@ impl StatusError {
     }
     pub fn too_many_requests(message: impl Into<String>, retry_after: i64) -> Self {
         let mut e = Self::new(StatusReason::TooManyRequests, message);
-        e.details = Some(StatusDetails { retry_after_seconds: Some(retry_after), ..Default::default() });
+        e.details = Some(StatusDetails {
+            retry_after_seconds: Some(retry_after),
+            ..Default::default()
+        });
         e
     }
 
@@ -264,10 +311,22 @@ mod tests {
         assert_eq!(s["details"]["kind"], "pods");
         let e = StatusError::already_exists("apps", "deployments", "web");
         assert_eq!(e.message, "deployments.apps \"web\" already exists");
-        let errs = vec![FieldError::required(&Path::root("spec").child("containers").index(0).child("image"), "")];
+        let errs = vec![FieldError::required(
+            &Path::root("spec")
+                .child("containers")
+                .index(0)
+                .child("image"),
+            "",
+        )];
         let s = StatusError::invalid("", "Pod", "p", &errs).to_status();
-        assert_eq!(s["message"], "Pod \"p\" is invalid: spec.containers[0].image: Required value");
-        assert_eq!(s["details"]["causes"][0]["field"], "spec.containers[0].image");
+        assert_eq!(
+            s["message"],
+            "Pod \"p\" is invalid: spec.containers[0].image: Required value"
+        );
+        assert_eq!(
+            s["details"]["causes"][0]["field"],
+            "spec.containers[0].image"
+        );
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueRequired");
         assert_eq!(s["code"], 422);
     }

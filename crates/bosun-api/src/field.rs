@@ -100,8 +100,18 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(error_type: FieldErrorType, field: &Path, bad_value: Option<Value>, detail: impl Into<String>) -> Self {
-        FieldError { error_type, field: field.clone(), bad_value, detail: detail.into() }
+    fn new(
+        error_type: FieldErrorType,
+        field: &Path,
+        bad_value: Option<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            error_type,
+            field: field.clone(),
+            bad_value,
+            detail: detail.into(),
+        }
     }
     pub fn required(field: &Path, detail: impl Into<String>) -> Self {
         Self::new(FieldErrorType::Required, field, None, detail)
@@ -109,10 +119,23 @@ impl FieldError {
     pub fn invalid(field: &Path, value: impl Into<Value>, detail: impl Into<String>) -> Self {
         Self::new(FieldErrorType::Invalid, field, Some(value.into()), detail)
     }
-    pub fn not_supported<S: AsRef<str>>(field: &Path, value: impl Into<Value>, valid: &[S]) -> Self {
+    pub fn not_supported<S: AsRef<str>>(
+        field: &Path,
+        value: impl Into<Value>,
+        valid: &[S],
+    ) -> Self {
         let quoted: Vec<String> = valid.iter().map(|v| format!("{:?}", v.as_ref())).collect();
-        let detail = if quoted.is_empty() { String::new() } else { format!("supported values: {}", quoted.join(", ")) };
-        Self::new(FieldErrorType::NotSupported, field, Some(value.into()), detail)
+        let detail = if quoted.is_empty() {
+            String::new()
+        } else {
+            format!("supported values: {}", quoted.join(", "))
+        };
+        Self::new(
+            FieldErrorType::NotSupported,
+            field,
+            Some(value.into()),
+            detail,
+        )
     }
     pub fn duplicate(field: &Path, value: impl Into<Value>) -> Self {
         Self::new(FieldErrorType::Duplicate, field, Some(value.into()), "")
@@ -124,24 +147,43 @@ impl FieldError {
         Self::new(FieldErrorType::NotFound, field, Some(value.into()), "")
     }
     pub fn too_long(field: &Path, max: usize) -> Self {
-        Self::new(FieldErrorType::TooLong, field, None, format!("must have at most {max} bytes"))
+        Self::new(
+            FieldErrorType::TooLong,
+            field,
+            None,
+            format!("must have at most {max} bytes"),
+        )
     }
     pub fn too_many(field: &Path, actual: usize, max: usize) -> Self {
-        Self::new(FieldErrorType::TooMany, field, Some(Value::from(actual)), format!("must have at most {max} items"))
+        Self::new(
+            FieldErrorType::TooMany,
+            field,
+            Some(Value::from(actual)),
+            format!("must have at most {max} items"),
+        )
     }
     pub fn internal(field: &Path, detail: impl Into<String>) -> Self {
         Self::new(FieldErrorType::Internal, field, None, detail)
     }
     pub fn type_invalid(field: &Path, value: impl Into<Value>, detail: impl Into<String>) -> Self {
-        Self::new(FieldErrorType::TypeInvalid, field, Some(value.into()), detail)
+        Self::new(
+            FieldErrorType::TypeInvalid,
+            field,
+            Some(value.into()),
+            detail,
+        )
     }
 
     /// The message without the field (upstream's `ErrorBody`).
     pub fn body(&self) -> String {
         let mut s = match (&self.bad_value, self.error_type) {
-            (_, FieldErrorType::Required | FieldErrorType::Forbidden | FieldErrorType::TooLong | FieldErrorType::Internal) => {
-                self.error_type.text().to_string()
-            }
+            (
+                _,
+                FieldErrorType::Required
+                | FieldErrorType::Forbidden
+                | FieldErrorType::TooLong
+                | FieldErrorType::Internal,
+            ) => self.error_type.text().to_string(),
             (None, t) => t.text().to_string(),
             (Some(v), t) => format!("{}: {}", t.text(), go_value(v)),
         };
@@ -192,7 +234,13 @@ pub fn aggregate(errs: &[FieldError]) -> String {
     match errs {
         [] => String::new(),
         [one] => one.to_string(),
-        many => format!("[{}]", many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -202,8 +250,14 @@ mod tests {
 
     #[test]
     fn messages_read_as_upstream() {
-        let p = Path::root("spec").child("containers").index(0).child("image");
-        assert_eq!(FieldError::required(&p, "").to_string(), "spec.containers[0].image: Required value");
+        let p = Path::root("spec")
+            .child("containers")
+            .index(0)
+            .child("image");
+        assert_eq!(
+            FieldError::required(&p, "").to_string(),
+            "spec.containers[0].image: Required value"
+        );
         let p = Path::root("metadata").child("name");
         assert_eq!(
             FieldError::invalid(&p, "Foo", "a lowercase RFC 1123 subdomain").to_string(),
@@ -214,8 +268,17 @@ mod tests {
             FieldError::not_supported(&p, "Sometimes", &["Always", "OnFailure", "Never"]).to_string(),
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
         );
-        let two = vec![FieldError::required(&Path::root("a"), ""), FieldError::required(&Path::root("b"), "")];
+        let two = vec![
+            FieldError::required(&Path::root("a"), ""),
+            FieldError::required(&Path::root("b"), ""),
+        ];
         assert_eq!(aggregate(&two), "[a: Required value, b: Required value]");
-        assert_eq!(Path::root("metadata").child("labels").key("app").to_string(), "metadata.labels[app]");
+        assert_eq!(
+            Path::root("metadata")
+                .child("labels")
+                .key("app")
+                .to_string(),
+            "metadata.labels[app]"
+        );
     }
 }

@@ -29,15 +29,22 @@ impl TestServer {
     /// A server on the data directory `dir` (to test restarts), on `port` (0 = any).
     pub async fn start_in(dir: &Path, port: u16) -> anyhow::Result<TestServer> {
         std::fs::create_dir_all(dir.join("db"))?;
-        let store = SqliteStore::open(&dir.join("db").join("state.db"), Default::default()).context("opening the store")?;
+        let store = SqliteStore::open(&dir.join("db").join("state.db"), Default::default())
+            .context("opening the store")?;
         let config = Config {
             data_dir: dir.to_path_buf(),
             bind_address: "127.0.0.1".parse()?,
             secure_port: port,
             ..Default::default()
         };
-        let server = Server::start(config, Arc::new(store)).await.context("starting the server")?;
-        Ok(TestServer { server, dir: dir.to_path_buf(), _tmp: None })
+        let server = Server::start(config, Arc::new(store))
+            .await
+            .context("starting the server")?;
+        Ok(TestServer {
+            server,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        })
     }
 
     pub fn kubeconfig(&self) -> &Path {
@@ -62,14 +69,25 @@ impl TestServer {
     /// Runs kubectl and returns stdout, failing with stderr when it exits non-zero.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {} failed: {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs kubectl expecting failure, returning stderr.
     pub fn kubectl_err(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {} unexpectedly succeeded: {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {} unexpectedly succeeded: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
@@ -77,7 +95,9 @@ impl TestServer {
 /// A kube-rs client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).context("reading the kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("building the client config")?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("building the client config")?;
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -89,22 +109,43 @@ pub fn kubectl_path() -> PathBuf {
     }
     let cache = std::env::var_os("BOSUN_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun")
+        });
     cache.join("bin/kubectl")
 }
 
 fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
     let path = kubectl_path();
-    assert!(path.exists(), "kubectl not found at {}: run scripts/fetch-clients.sh (or set BOSUN_KUBECTL)", path.display());
+    assert!(
+        path.exists(),
+        "kubectl not found at {}: run scripts/fetch-clients.sh (or set BOSUN_KUBECTL)",
+        path.display()
+    );
     let mut cmd = Command::new(&path);
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    cmd.env("KUBECACHEDIR", kubeconfig.parent().unwrap_or(Path::new("/tmp")).join("kubecache"));
-    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+    cmd.env(
+        "KUBECACHEDIR",
+        kubeconfig
+            .parent()
+            .unwrap_or(Path::new("/tmp"))
+            .join("kubecache"),
+    );
+    cmd.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
     if let (Some(input), Some(mut si)) = (stdin, child.stdin.take()) {
         let _ = si.write_all(input.as_bytes());
     }
-    child.wait_with_output().unwrap_or_else(|e| panic!("waiting for kubectl: {e}"))
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"))
 }
