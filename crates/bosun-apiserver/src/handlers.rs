@@ -184,9 +184,18 @@ async fn dispatch(State(st): State<SharedState>, req: Request) -> Response {
             );
             let _g = span.enter();
             drop(_g);
-            match resource_request(&st, &method, rp, &q, &headers, req).await {
-                Ok(r) => r,
-                Err(e) => error_response(&e),
+            // A bug must never take the server down: a panicking request answers 500.
+            let fut =
+                std::panic::AssertUnwindSafe(resource_request(&st, &method, rp, &q, &headers, req));
+            match futures::FutureExt::catch_unwind(fut).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => error_response(&e),
+                Err(_) => {
+                    tracing::error!(%method, path, "request handler panicked");
+                    error_response(&StatusError::internal(
+                        "the server hit an unexpected error while handling the request",
+                    ))
+                }
             }
         }
     };

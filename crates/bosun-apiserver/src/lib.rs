@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod filter;
 pub mod handlers;
 pub mod kinds;
+pub mod metered;
 pub mod metrics;
 pub mod openapi_glue;
 pub mod patching;
@@ -119,6 +120,8 @@ impl Server {
             .unwrap_or_else(|| config.data_dir.join("kubeconfig.yaml"));
         tls::write_kubeconfig(&pki, &url, &kubeconfig)?;
 
+        let metrics = Arc::new(metrics::Metrics::default());
+        let store: Arc<dyn Store> = Arc::new(metered::MeteredStore::new(store, metrics.clone()));
         let cidr = alloc::Cidr::parse(&config.service_cidr).map_err(Error::Config)?;
         let allocator = alloc::Allocator::new(store.clone(), cidr, config.node_port_range);
         let cache = cache::Cache::start(store.clone(), config.watch_cache_size).await?;
@@ -129,7 +132,7 @@ impl Server {
 
         let state = Arc::new(handlers::ApiState {
             registry,
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics,
             advertise: format!("{}:{}", host, addr.port()),
         });
         let app = handlers::router(state.clone());

@@ -996,6 +996,16 @@ impl Registry {
         let name = rp.name.clone().unwrap_or_default();
         let key = Self::key(rp, &name);
         let def = storage_def(rp.def);
+        if def.kind == "Namespace"
+            && ["default", "kube-system", "kube-public"].contains(&name.as_str())
+        {
+            return Err(StatusError::forbidden(
+                "",
+                "namespaces",
+                &name,
+                "this namespace may not be deleted",
+            ));
+        }
         for _attempt in 0..64 {
             let Some(kv) = self.store.get(&key).await.map_err(store_err)? else {
                 return Err(Self::not_found(rp, &name));
