@@ -655,6 +655,17 @@ impl Registry {
         self.check_namespace(rp, &name).await?;
         let key = Self::key(rp, &name);
         let dry_run = q.dry_run()?;
+        if def.kind == "Service" {
+            // Name clashes are reported as such, before allocation can report the clash of
+            // the existing object's IP or ports.
+            if self.store.get(&key).await.map_err(store_err)?.is_some() {
+                return Err(StatusError::already_exists(
+                    rp.def.group,
+                    rp.def.plural,
+                    &name,
+                ));
+            }
+        }
         let allocated = if def.kind == "Service" && !dry_run {
             self.allocate_service(rp, &key, &mut obj, None).await?
         } else {

@@ -31,13 +31,23 @@ impl TestServer {
         std::fs::create_dir_all(dir.join("db"))?;
         let store = SqliteStore::open(&dir.join("db").join("state.db"), Default::default())
             .context("opening the store")?;
+        Self::start_with_store(dir, port, Arc::new(store)).await
+    }
+
+    /// A server over any store (an etcd cluster shared with other servers, say).
+    pub async fn start_with_store(
+        dir: &Path,
+        port: u16,
+        store: Arc<dyn bosun_store::Store>,
+    ) -> anyhow::Result<TestServer> {
+        std::fs::create_dir_all(dir)?;
         let config = Config {
             data_dir: dir.to_path_buf(),
             bind_address: "127.0.0.1".parse()?,
             secure_port: port,
             ..Default::default()
         };
-        let server = Server::start(config, Arc::new(store))
+        let server = Server::start(config, store)
             .await
             .context("starting the server")?;
         Ok(TestServer {
@@ -148,4 +158,54 @@ fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output
     child
         .wait_with_output()
         .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"))
+}
+
+/// The root of the repository (for scripts and fixtures under `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where the venv python with the official `kubernetes` client is: `$BOSUN_PYTHON`, else
+/// `~/.cache/bosun/py/bin/python` (scripts/fetch-clients.sh creates it).
+pub fn python_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BOSUN_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os("BOSUN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun")
+        });
+    cache.join("py/bin/python")
+}
+
+/// Runs `script` (relative to the repository root) with the client venv's python and `args`,
+/// panicking with a message naming the fix when the venv or its `kubernetes` package is missing:
+/// a compatibility test must fail, not skip, when its client is absent.
+pub fn run_python(script: &str, args: &[&Path]) -> Output {
+    let python = python_path();
+    assert!(
+        python.exists(),
+        "python client venv not found at {}: run scripts/fetch-clients.sh (or set BOSUN_PYTHON)",
+        python.display()
+    );
+    let probe = Command::new(&python)
+        .args(["-c", "import kubernetes"])
+        .output()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
+    assert!(
+        probe.status.success(),
+        "the kubernetes package is not importable with {}: run scripts/fetch-clients.sh\n{}",
+        python.display(),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let script = repo_root().join(script);
+    Command::new(&python)
+        .arg(&script)
+        .args(args)
+        // Unbuffered, so the step log and the failure arrive in order in the test output.
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} {}: {e}", python.display(), script.display()))
 }

@@ -9,17 +9,26 @@ use std::time::Duration;
 use bosun_testkit::TestServer;
 
 fn seed(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/seed")
+        .join(name);
     p.to_string_lossy().into_owned()
 }
 
 /// The header line of a kubectl table.
 fn header(out: &str) -> Vec<&str> {
-    out.lines().next().unwrap_or("").split_whitespace().collect()
+    out.lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
 }
 
 fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines().find(|l| l.split_whitespace().next() == Some(name)).map(|l| l.split_whitespace().collect()).unwrap_or_default()
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,41 +58,101 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
     assert_eq!(&row(&rc, "myweb")[..2], ["myweb", "5"]);
 
     let svc = s.kubectl_ok(&["get", "svc"]);
-    assert_eq!(header(&svc), ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
+    assert_eq!(
+        header(&svc),
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
     let myweb = row(&svc, "myweb");
     assert_eq!(myweb[1], "NodePort");
     assert_eq!(myweb[4], "8080:30001/TCP");
-    assert!(myweb[2].starts_with("10."), "cluster IP from 10.96.0.0/12: {svc}");
+    assert!(
+        myweb[2].starts_with("10."),
+        "cluster IP from 10.96.0.0/12: {svc}"
+    );
     assert_eq!(row(&svc, "kubernetes")[2], "10.96.0.1");
     assert_eq!(row(&svc, "mysql")[4], "3306/TCP");
 
     let pods = s.kubectl_ok(&["get", "pods"]);
-    assert_eq!(header(&pods), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert_eq!(
+        header(&pods),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
     assert_eq!(&row(&pods, "myweb")[..4], ["myweb", "0/1", "Pending", "0"]);
     let wide = s.kubectl_ok(&["get", "pods", "-o", "wide"]);
-    assert!(header(&wide).contains(&"IP") && header(&wide).contains(&"NODE"), "{wide}");
+    assert!(
+        header(&wide).contains(&"IP") && header(&wide).contains(&"NODE"),
+        "{wide}"
+    );
 
     let deploy = s.kubectl_ok(&["get", "deployments"]);
-    assert_eq!(header(&deploy), ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(
+        header(&deploy),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
     assert_eq!(&row(&deploy, "frontend")[..2], ["frontend", "0/1"]);
     // The extensions/v1beta1 manifest is stored as apps/v1 with its selector kept.
-    let sel = s.kubectl_ok(&["get", "deployment.apps", "frontend", "-o", "jsonpath={.spec.selector.matchExpressions[0].operator} {.spec.selector.matchLabels.tier}"]);
+    let sel = s.kubectl_ok(&[
+        "get",
+        "deployment.apps",
+        "frontend",
+        "-o",
+        "jsonpath={.spec.selector.matchExpressions[0].operator} {.spec.selector.matchLabels.tier}",
+    ]);
     assert_eq!(sel, "In frontend");
-    let legacy = s.kubectl_ok(&["get", "deployments.v1beta1.extensions", "frontend", "-o", "jsonpath={.apiVersion}"]);
+    let legacy = s.kubectl_ok(&[
+        "get",
+        "deployments.v1beta1.extensions",
+        "frontend",
+        "-o",
+        "jsonpath={.apiVersion}",
+    ]);
     assert_eq!(legacy, "extensions/v1beta1");
 
     let rs = s.kubectl_ok(&["get", "rs"]);
-    assert!(rs.trim().is_empty() || header(&rs) == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"], "{rs}");
+    assert!(
+        rs.trim().is_empty() || header(&rs) == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "{rs}"
+    );
 
     let hpa = s.kubectl_ok(&["get", "hpa"]);
-    assert_eq!(header(&hpa), ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]);
-    assert!(hpa.contains("Deployment/php-apache") && hpa.contains("/90%"), "{hpa}");
+    assert_eq!(
+        header(&hpa),
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ]
+    );
+    assert!(
+        hpa.contains("Deployment/php-apache") && hpa.contains("/90%"),
+        "{hpa}"
+    );
 
     let pv = s.kubectl_ok(&["get", "pv"]);
-    assert_eq!(&row(&pv, "pv0003")[..5], ["pv0003", "5Gi", "RWO", "Retain", "Pending"]);
+    assert_eq!(
+        &row(&pv, "pv0003")[..5],
+        ["pv0003", "5Gi", "RWO", "Retain", "Pending"]
+    );
 
     let ns = s.kubectl_ok(&["get", "namespaces"]);
-    for n in ["default", "kube-system", "kube-public", "kube-node-lease", "development"] {
+    for n in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "development",
+    ] {
         assert_eq!(row(&ns, n).get(1).copied(), Some("Active"), "{ns}");
     }
     let dev = s.kubectl_ok(&["get", "pods", "--namespace=development"]);
@@ -96,18 +165,32 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
     // Output formats.
     let y = s.kubectl_ok(&["get", "svc", "myweb", "-o", "yaml"]);
     let v: serde_yaml::Value = serde_yaml::from_str(&y).expect("yaml");
-    assert_eq!(v["spec"]["ports"][0]["targetPort"], serde_yaml::Value::from(8080));
+    assert_eq!(
+        v["spec"]["ports"][0]["targetPort"],
+        serde_yaml::Value::from(8080)
+    );
     assert_eq!(v["spec"]["sessionAffinity"].as_str(), Some("None"));
     let j = s.kubectl_ok(&["get", "rc", "mysql", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&j).expect("json");
     assert_eq!(v["spec"]["selector"]["app"], "mysql");
-    assert!(v["metadata"]["resourceVersion"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(v["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
     let names = s.kubectl_ok(&["get", "rc,svc", "-o", "name"]);
-    assert!(names.contains("replicationcontroller/myweb") && names.contains("service/mysql"), "{names}");
+    assert!(
+        names.contains("replicationcontroller/myweb") && names.contains("service/mysql"),
+        "{names}"
+    );
 
     // describe reads the objects the way the seed shows them.
     let d = s.kubectl_ok(&["describe", "svc", "myweb"]);
-    assert!(d.contains("NodePort:") && d.contains("30001/TCP") && d.contains("Selector:") && d.contains("app=myweb"), "{d}");
+    assert!(
+        d.contains("NodePort:")
+            && d.contains("30001/TCP")
+            && d.contains("Selector:")
+            && d.contains("app=myweb"),
+        "{d}"
+    );
     let d = s.kubectl_ok(&["describe", "rc", "myweb"]);
     assert!(d.contains("Replicas:") && d.contains("5 desired"), "{d}");
     let d = s.kubectl_ok(&["describe", "pod", "db"]);
@@ -115,14 +198,33 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
 
     // Label selectors as the seed uses them.
     s.kubectl_ok(&["label", "pod", "myweb", "release=stable", "tier=frontend"]);
-    let sel = s.kubectl_ok(&["get", "pods", "-l", "release=stable,tier in (frontend,backend)", "-o", "name"]);
+    let sel = s.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "release=stable,tier in (frontend,backend)",
+        "-o",
+        "name",
+    ]);
     assert_eq!(sel.trim(), "pod/myweb");
     let none = s.kubectl_ok(&["get", "pods", "-l", "release!=stable", "-o", "name"]);
     assert!(!none.contains("myweb"), "{none}");
-    let by_field = s.kubectl_ok(&["get", "pods", "--field-selector", "metadata.name=db", "-o", "name"]);
+    let by_field = s.kubectl_ok(&[
+        "get",
+        "pods",
+        "--field-selector",
+        "metadata.name=db",
+        "-o",
+        "name",
+    ]);
     assert_eq!(by_field.trim(), "pod/db");
     let all = s.kubectl_ok(&["get", "all"]);
-    assert!(all.contains("replicationcontroller/myweb") && all.contains("service/myweb") && all.contains("deployment.apps/frontend"), "{all}");
+    assert!(
+        all.contains("replicationcontroller/myweb")
+            && all.contains("service/myweb")
+            && all.contains("deployment.apps/frontend"),
+        "{all}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,28 +232,70 @@ async fn kubectl_changes_objects_with_every_verb() {
     let s = TestServer::start().await.expect("server starts");
     s.kubectl_ok(&["create", "-f", &seed("myweb-rc.yaml")]);
     s.kubectl_ok(&["apply", "-f", &seed("tomcat-deployment.yaml")]);
-    let gen = |s: &TestServer| s.kubectl_ok(&["get", "deploy", "frontend", "-o", "jsonpath={.metadata.generation} {.spec.template.spec.containers[0].image}"]);
+    let gen = |s: &TestServer| {
+        s.kubectl_ok(&[
+            "get",
+            "deploy",
+            "frontend",
+            "-o",
+            "jsonpath={.metadata.generation} {.spec.template.spec.containers[0].image}",
+        ])
+    };
     assert_eq!(gen(&s), "1 tomcat");
 
     // apply twice: the second with a change becomes a strategic merge patch.
-    let changed = std::fs::read_to_string(seed("tomcat-deployment.yaml")).expect("read").replace("image: tomcat", "image: tomcat:10");
+    let changed = std::fs::read_to_string(seed("tomcat-deployment.yaml"))
+        .expect("read")
+        .replace("image: tomcat", "image: tomcat:10");
     let out = s.kubectl_stdin(&["apply", "-f", "-"], &changed);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(gen(&s), "2 tomcat:10");
     let unchanged = s.kubectl_stdin(&["apply", "-f", "-"], &changed);
     assert!(String::from_utf8_lossy(&unchanged.stdout).contains("unchanged"));
     assert_eq!(gen(&s), "2 tomcat:10");
 
-    s.kubectl_ok(&["set", "image", "deployment/frontend", "tomcat-demo=tomcat:11"]);
+    s.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/frontend",
+        "tomcat-demo=tomcat:11",
+    ]);
     assert_eq!(gen(&s), "3 tomcat:11");
 
     // Three patch types.
     s.kubectl_ok(&["patch", "deploy", "frontend", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"tomcat-demo","env":[{"name":"A","value":"1"}]}]}}}}"#]);
     let c = s.kubectl_ok(&["get", "deploy", "frontend", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[0].name}"]);
-    assert_eq!(c, "tomcat:11 A", "strategic merge keeps the container and adds env");
-    s.kubectl_ok(&["patch", "rc", "myweb", "--type=merge", "-p", r#"{"metadata":{"labels":{"patched":"merge"}}}"#]);
-    s.kubectl_ok(&["patch", "rc", "myweb", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#]);
-    let rc = s.kubectl_ok(&["get", "rc", "myweb", "-o", "jsonpath={.metadata.labels.patched} {.spec.replicas}"]);
+    assert_eq!(
+        c, "tomcat:11 A",
+        "strategic merge keeps the container and adds env"
+    );
+    s.kubectl_ok(&[
+        "patch",
+        "rc",
+        "myweb",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"patched":"merge"}}}"#,
+    ]);
+    s.kubectl_ok(&[
+        "patch",
+        "rc",
+        "myweb",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+    ]);
+    let rc = s.kubectl_ok(&[
+        "get",
+        "rc",
+        "myweb",
+        "-o",
+        "jsonpath={.metadata.labels.patched} {.spec.replicas}",
+    ]);
     assert_eq!(rc, "merge 4");
 
     // label, annotate, scale.
@@ -164,18 +308,35 @@ async fn kubectl_changes_objects_with_every_verb() {
     let rc = s.kubectl_ok(&["get", "rc", "myweb", "-o", "jsonpath={.metadata.labels.env} {.metadata.annotations.owner} {.spec.replicas} {.metadata.generation}"]);
     assert_eq!(rc, "prod seed 2 3");
     s.kubectl_ok(&["scale", "deployment", "frontend", "--replicas=3"]);
-    assert_eq!(s.kubectl_ok(&["get", "deploy", "frontend", "-o", "jsonpath={.spec.replicas}"]), "3");
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "deploy",
+            "frontend",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
 
     // api-resources and explain come from discovery and OpenAPI v3.
     let ar = s.kubectl_ok(&["api-resources"]);
-    assert!(ar.contains("replicationcontrollers") && ar.contains("rc") && ar.contains("horizontalpodautoscalers"), "{ar}");
+    assert!(
+        ar.contains("replicationcontrollers")
+            && ar.contains("rc")
+            && ar.contains("horizontalpodautoscalers"),
+        "{ar}"
+    );
     let ex = s.kubectl_ok(&["explain", "pods.spec.containers.resources"]);
     assert!(ex.contains("limits") && ex.contains("requests"), "{ex}");
 
     // delete.
     s.kubectl_ok(&["delete", "rc", "myweb"]);
     let err = s.kubectl_err(&["get", "rc", "myweb"]);
-    assert!(err.contains("replicationcontrollers \"myweb\" not found"), "{err}");
+    assert!(
+        err.contains("replicationcontrollers \"myweb\" not found"),
+        "{err}"
+    );
     s.kubectl_ok(&["delete", "-f", &seed("tomcat-deployment.yaml")]);
 }
 
@@ -202,7 +363,18 @@ async fn kubectl_get_watch_sees_changes() {
     let events: Vec<String> = serde_json::Deserializer::from_str(&text)
         .into_iter::<serde_json::Value>()
         .filter_map(Result::ok)
-        .map(|e| format!("{} {}", e["type"].as_str().unwrap_or(""), e["object"]["metadata"]["name"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["type"].as_str().unwrap_or(""),
+                e["object"]["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    assert_eq!(events, ["ADDED myweb", "MODIFIED myweb", "DELETED myweb"], "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        events,
+        ["ADDED myweb", "MODIFIED myweb", "DELETED myweb"],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
