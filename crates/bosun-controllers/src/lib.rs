@@ -1,0 +1,187 @@
+//! The controller manager: bosun's control loops (replication, deployments, namespaces,
+//! garbage collection, endpoints, …), each a kube-rs client of the API server.
+//!
+//! # STATUS
+//!
+//! Works (tested against an in-process API server):
+//! - ReplicaSet and ReplicationController: counts, adoption and release, slow-start
+//!   batches with expectations, upstream's deletion order, full status.
+//!
+//! Missing: Deployment, namespace lifecycle, ServiceAccounts, garbage collector,
+//! Endpoints/EndpointSlices, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
+//! ResourceQuota, PV binding, HPA.
+//!
+//! # Shape
+//!
+//! Shared informers ([`informer`]) keep one indexed cache per resource, fed by kube-runtime
+//! watchers; controllers register handlers that only enqueue keys on a deduplicating
+//! [`queue::WorkQueue`]; workers sync one key at a time from the caches, as upstream's
+//! `pkg/controller/<name>` do. [`expectations`] stop a controller from acting again before
+//! the cache shows its own writes.
+
+pub mod error;
+pub mod events;
+pub mod expectations;
+pub mod informer;
+pub mod leader;
+pub mod queue;
+pub mod replicaset;
+pub mod util;
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
+use kube::Client;
+
+pub use error::{Error, Result};
+pub use leader::{LeaderElectionConfig, LeaderElector};
+
+use crate::events::Recorder;
+use crate::informer::Informers;
+use crate::replicaset::ReplicaController;
+
+/// The controllers this crate runs, by upstream's `--controllers` names.
+pub const CONTROLLERS: &[&str] = &["replicaset-controller", "replicationcontroller-controller"];
+
+/// What runs and how: upstream kube-controller-manager's flags that apply here.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// `--controllers`: `*` enables all, `name` one, `-name` disables one; names as in
+    /// [`CONTROLLERS`], with or without the `-controller` suffix. Default `["*"]`.
+    pub controllers: Vec<String>,
+    pub leader_election: LeaderElectionConfig,
+    /// `--concurrent-replicaset-syncs` (5).
+    pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-rc-syncs` (5).
+    pub concurrent_rc_syncs: usize,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            controllers: vec!["*".into()],
+            leader_election: LeaderElectionConfig::default(),
+            concurrent_replicaset_syncs: 5,
+            concurrent_rc_syncs: 5,
+        }
+    }
+}
+
+fn canonical(name: &str) -> String {
+    let name = name.trim();
+    if name.ends_with("-controller") || name == "*" {
+        name.to_string()
+    } else {
+        format!("{name}-controller")
+    }
+}
+
+impl ControllerOptions {
+    /// The options with leader election off (tests, single-server setups).
+    pub fn without_leader_election() -> ControllerOptions {
+        let mut o = ControllerOptions::default();
+        o.leader_election.enabled = false;
+        o
+    }
+
+    /// Whether the controller `name` runs under `--controllers`.
+    pub fn enabled(&self, name: &str) -> bool {
+        let name = canonical(name);
+        let mut on = BTreeSet::new();
+        let mut off = BTreeSet::new();
+        let mut star = false;
+        for c in &self.controllers {
+            let c = c.trim();
+            if c == "*" {
+                star = true;
+            } else if let Some(d) = c.strip_prefix('-') {
+                off.insert(canonical(d));
+            } else if !c.is_empty() {
+                on.insert(canonical(c));
+            }
+        }
+        if off.contains(&name) {
+            return false;
+        }
+        on.contains(&name) || star
+    }
+
+    /// Names in `controllers` that are no known controller.
+    pub fn unknown_controllers(&self) -> Vec<String> {
+        self.controllers
+            .iter()
+            .map(|c| c.trim().trim_start_matches('-'))
+            .filter(|c| *c != "*" && !c.is_empty())
+            .filter(|c| !CONTROLLERS.contains(&canonical(c).as_str()))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Runs the enabled controllers until the future is dropped (which stops them all), or
+/// until leadership is lost (then returns [`Error::LeaderLost`]; upstream exits the process
+/// at that point, and the caller should stop too or call `run` again).
+pub async fn run(client: Client, opts: ControllerOptions) -> Result<()> {
+    if let Some(bad) = opts.unknown_controllers().first() {
+        return Err(Error::Invalid {
+            what: "--controllers".into(),
+            message: format!("unknown controller {bad:?}"),
+        });
+    }
+    if !opts.leader_election.enabled {
+        run_controllers(client, &opts).await;
+        return Ok(());
+    }
+    let mut elector = LeaderElector::new(client.clone(), opts.leader_election.clone());
+    elector.acquire().await;
+    tokio::select! {
+        () = run_controllers(client, &opts) => {
+            elector.release().await;
+            Ok(())
+        }
+        lost = elector.hold() => Err(lost),
+    }
+}
+
+async fn run_controllers(client: Client, opts: &ControllerOptions) {
+    let informers = Informers::new(client.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    if opts.enabled("replicaset") {
+        let c = ReplicaController::<ReplicaSet>::new(
+            &informers,
+            Recorder::new(client.clone(), "replicaset-controller"),
+        );
+        let n = opts.concurrent_replicaset_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("replicationcontroller") {
+        let c = ReplicaController::<ReplicationController>::new(
+            &informers,
+            Recorder::new(client.clone(), "replication-controller"),
+        );
+        let n = opts.concurrent_rc_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    informers.start(&mut tasks);
+    while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controllers_flag_as_upstream() {
+        let mut o = ControllerOptions::default();
+        assert!(o.enabled("replicaset"));
+        o.controllers = vec!["*".into(), "-replicaset".into()];
+        assert!(!o.enabled("replicaset-controller"));
+        assert!(o.enabled("replicationcontroller"));
+        o.controllers = vec!["replicaset-controller".into()];
+        assert!(o.enabled("replicaset"));
+        assert!(!o.enabled("replicationcontroller"));
+        o.controllers = vec!["bogus".into()];
+        assert_eq!(o.unknown_controllers(), ["bogus"]);
+    }
+}
