@@ -90,7 +90,7 @@ pub struct StatusError {
     pub reason: StatusReason,
     pub code: u16,
     pub message: String,
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
 }
 
 /// `pods` for the core group, `deployments.apps` otherwise (upstream's
@@ -113,12 +113,12 @@ impl StatusError {
         }
     }
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
-        self.details = Some(StatusDetails {
+        self.details = Some(Box::new(StatusDetails {
             name: name.into(),
             group: group.into(),
             kind: kind.into(),
             ..Default::default()
-        });
+        }));
         self
     }
 
@@ -198,13 +198,13 @@ impl StatusError {
             reason: StatusReason::Invalid,
             code: 422,
             message,
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 name: name.into(),
                 group: group.into(),
                 kind: kind.into(),
                 causes,
                 retry_after_seconds: None,
-            }),
+            })),
         }
     }
     /// A patch that cannot be applied (upstream answers 422 with reason Invalid).
@@ -256,10 +256,10 @@ impl StatusError {
     }
     pub fn too_many_requests(message: impl Into<String>, retry_after: i64) -> Self {
         let mut e = Self::new(StatusReason::TooManyRequests, message);
-        e.details = Some(StatusDetails {
+        e.details = Some(Box::new(StatusDetails {
             retry_after_seconds: Some(retry_after),
             ..Default::default()
-        });
+        }));
         e
     }
 

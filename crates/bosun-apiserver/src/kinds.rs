@@ -124,6 +124,12 @@ impl<K: Strategy + Default> Typed<K> {
     }
 }
 
+impl<K: Strategy + Default> Default for Typed<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<K: Strategy + Default> KindOps for Typed<K> {
     fn decode(&self, obj: Value) -> Result<Decoded, String> {
         let (typed, unknown_fields) = decode_typed::<K>(obj)?;

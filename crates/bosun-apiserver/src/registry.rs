@@ -147,7 +147,7 @@ pub fn storage_def(def: &ResourceDef) -> &'static ResourceDef {
 }
 
 fn ops(def: &ResourceDef) -> Result<&'static dyn KindOps, StatusError> {
-    kinds::ops_for(def.storage_group, def.kind).ok_or_else(|| StatusError::method_not_allowed())
+    kinds::ops_for(def.storage_group, def.kind).ok_or_else(StatusError::method_not_allowed)
 }
 
 /// Options of a delete, from the body (DeleteOptions) and the query.
@@ -311,9 +311,9 @@ impl Registry {
                         }
                     }
                     (None | Some(""), Some(m)) if !m.is_empty() => {
-                        return Err(StatusError::bad_request(format!(
-                            "resourceVersionMatch is forbidden unless resourceVersion is provided"
-                        )));
+                        return Err(StatusError::bad_request(
+                            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                        ));
                     }
                     _ => self.sync_for(q).await?,
                 }
@@ -480,7 +480,7 @@ impl Registry {
         match ty {
             BodyType::Json | BodyType::Yaml => {}
             BodyType::ApplyPatch => return Err(apply_unsupported()),
-            _ => return Err(StatusError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"))),
+            _ => return Err(StatusError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")),
         }
         let fv = q.field_validation()?;
         let (v, dups) = codec::decode_body(body, ty, fv != FieldValidation::Ignore)?;
@@ -750,9 +750,7 @@ impl Registry {
             return Err(apply_unsupported());
         }
         if matches!(ty, BodyType::Json | BodyType::Yaml) {
-            return Err(StatusError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
-            )));
+            return Err(StatusError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"));
         }
         if body.len() > codec::MAX_BODY {
             return Err(StatusError::too_large(
