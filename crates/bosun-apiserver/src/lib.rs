@@ -67,6 +67,9 @@ pub struct Config {
     pub node_port_range: (u16, u16),
     /// Events kept per resource for resuming watches.
     pub watch_cache_size: usize,
+    /// How often history older than the previous tick is compacted (upstream
+    /// `--etcd-compaction-interval`, default 5 minutes).
+    pub compaction_interval: std::time::Duration,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             service_cidr: "10.96.0.0/12".into(),
             node_port_range: (30000, 32767),
             watch_cache_size: 8192,
+            compaction_interval: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -93,6 +97,7 @@ pub struct Server {
     pub state: handlers::SharedState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    compactor: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -126,6 +131,10 @@ impl Server {
         let allocator = alloc::Allocator::new(store.clone(), cidr, config.node_port_range);
         let cache = cache::Cache::start(store.clone(), config.watch_cache_size).await?;
         let registry = Arc::new(registry::Registry::new(store.clone(), cache, allocator));
+        let compactor = tokio::spawn(compact_periodically(
+            store.clone(),
+            config.compaction_interval,
+        ));
         bootstrap::run(&registry, host, addr.port())
             .await
             .map_err(|e| Error::Bootstrap(e.to_string()))?;
@@ -154,16 +163,38 @@ impl Server {
             state,
             shutdown: Some(tx),
             task: Some(task),
+            compactor,
         })
     }
 
     /// Stops accepting, lets open requests finish briefly, and returns.
     pub async fn stop(mut self) {
+        self.compactor.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+    }
+}
+
+/// Compacts the store's history every `interval` to the revision seen one interval
+/// earlier, as upstream's apiserver does with etcd: watchers get at least one interval of
+/// history to resume from, and the store does not grow without bound.
+async fn compact_periodically(store: Arc<dyn Store>, interval: std::time::Duration) {
+    let mut previous: Option<bosun_store::Revision> = None;
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Some(rev) = previous {
+            if rev > 0 {
+                if let Err(e) = store.compact(rev).await {
+                    tracing::warn!(revision = rev, error = %e, "compacting the store");
+                }
+            }
+        }
+        previous = store.current_revision().await.ok();
     }
 }
