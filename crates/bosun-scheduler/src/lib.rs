@@ -1,0 +1,4 @@
+//! The bosun scheduler.
+
+pub mod framework;
+pub mod plugins;
