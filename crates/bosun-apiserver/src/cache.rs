@@ -264,6 +264,12 @@ impl ResourceCache {
         }
     }
 
+    /// Whether any object of this resource changed after revision `rv` (if not, the
+    /// cached state is the state at `rv`).
+    pub fn changed_since(&self, rv: Revision) -> bool {
+        self.state.read().rv > rv
+    }
+
     /// The current revision of this resource's state.
     pub fn rv(&self) -> Revision {
         let st = self.state.read();

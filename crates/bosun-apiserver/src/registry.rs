@@ -289,9 +289,9 @@ impl Registry {
             Some(tok) => {
                 // Continue from the cache if it has not moved; otherwise read the store
                 // at the token's revision.
-                if rc.rv() == tok.rv {
+                if !rc.changed_since(tok.rv) {
                     let snap = rc.snapshot(&prefix);
-                    (snap.objects, snap.rv, Some(tok.start.clone()))
+                    (snap.objects, tok.rv, Some(tok.start.clone()))
                 } else {
                     return self.list_from_store(rp, &prefix, tok, limit, filter).await;
                 }
@@ -302,7 +302,7 @@ impl Registry {
                         let rv: Revision = rv.parse().map_err(|_| {
                             StatusError::bad_request(format!("invalid resource version: {rv}"))
                         })?;
-                        if rv != rc.rv() {
+                        if rc.changed_since(rv) || rv > rc.rv() {
                             let tok = ContinueToken {
                                 rv,
                                 start: String::new(),

@@ -378,3 +378,39 @@ async fn kubectl_get_watch_sees_changes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_pages_through_long_lists() {
+    let s = TestServer::start().await.expect("server starts");
+    for i in 0..7 {
+        let cm = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm{i}"}},"data":{{"k":"v"}}}}"#
+        );
+        let out = s.kubectl_stdin(&["create", "-f", "-"], &cm);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A write elsewhere between pages must not disturb the list.
+    let out = s.kubectl_ok(&["get", "configmaps", "--chunk-size=3", "-o", "name"]);
+    let names: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        names,
+        (0..7)
+            .map(|i| format!("configmap/cm{i}"))
+            .collect::<Vec<_>>(),
+        "{out}"
+    );
+    let out = s.kubectl_ok(&[
+        "get",
+        "configmaps",
+        "--chunk-size=2",
+        "-l",
+        "missing!=x",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.lines().count(), 7, "{out}");
+}
