@@ -18,6 +18,7 @@ pub mod metered;
 pub mod metrics;
 pub mod openapi_glue;
 pub mod patching;
+pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod tls;
