@@ -107,6 +107,9 @@ pub struct HollowOptions {
     pub register_inflight: usize,
     /// Where to serve the control endpoint (kill or revive a node over HTTP), if anywhere.
     pub control_addr: Option<SocketAddr>,
+    /// Whether to run the pods bound to these nodes. Off, nodes only heartbeat: the shape
+    /// of upstream's scheduler_perf, where bound pods stay Pending.
+    pub manage_pods: bool,
 }
 
 impl Default for HollowOptions {
@@ -131,6 +134,7 @@ impl Default for HollowOptions {
             heartbeat_inflight: 8,
             register_inflight: 16,
             control_addr: None,
+            manage_pods: true,
         }
     }
 }
@@ -233,9 +237,13 @@ pub async fn run(client: kube::Client, opts: HollowOptions) -> Result<HollowHand
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(node::heartbeat_loop(shared.clone())));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tasks.push(tokio::spawn(pods::watch_pods(shared.clone(), ready_tx)));
-    for _ in 0..shared.opts.pod_writes_inflight.max(1) {
-        tasks.push(tokio::spawn(pods::worker(shared.clone())));
+    if shared.opts.manage_pods {
+        tasks.push(tokio::spawn(pods::watch_pods(shared.clone(), ready_tx)));
+        for _ in 0..shared.opts.pod_writes_inflight.max(1) {
+            tasks.push(tokio::spawn(pods::worker(shared.clone())));
+        }
+    } else {
+        let _ = ready_tx.send(());
     }
     let control_addr = match shared.opts.control_addr {
         Some(addr) => {

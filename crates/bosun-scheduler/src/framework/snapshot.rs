@@ -4,12 +4,23 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use bosun_api::selector::LabelSelector;
 use k8s_openapi::api::core::v1::Node;
 
 use super::types::{NodeInfo, PodInfo};
 
+/// A PodDisruptionBudget as preemption needs it.
+#[derive(Clone, Debug)]
+pub struct PdbInfo {
+    pub namespace: String,
+    pub selector: LabelSelector,
+    pub disruptions_allowed: i64,
+}
+
 #[derive(Default)]
 pub struct Snapshot {
+    /// PodDisruptionBudgets, which preemption tries not to violate.
+    pub pdbs: Vec<PdbInfo>,
     nodes: Vec<NodeInfo>,
     index: HashMap<String, usize>,
     /// Namespace labels, for affinity terms with a namespaceSelector.

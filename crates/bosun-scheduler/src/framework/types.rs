@@ -255,10 +255,14 @@ impl PodInfo {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let aff = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
-        let has_affinity = aff.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
+        let has_affinity =
+            aff.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
         let has_required_anti_affinity = aff
             .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .is_some_and(|t| !t.is_empty());
         PodInfo {
             key: format!("{namespace}/{name}"),
@@ -444,9 +448,11 @@ mod tests {
         let mut ni = NodeInfo::new(Arc::new(node));
         assert_eq!(ni.allocatable.milli_cpu, 4000);
         assert_eq!(ni.allocatable.allowed_pod_number, 110);
-        let p = pod(json!({"metadata": {"uid": "u1", "name": "p", "namespace": "d"}, "spec": {"containers": [
+        let p = pod(
+            json!({"metadata": {"uid": "u1", "name": "p", "namespace": "d"}, "spec": {"containers": [
             {"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}],
-             "resources": {"requests": {"cpu": "1"}}}]}}));
+             "resources": {"requests": {"cpu": "1"}}}]}}),
+        );
         ni.add_pod(Arc::new(PodInfo::new(Arc::new(p), 0)));
         assert_eq!(ni.requested.milli_cpu, 1000);
         assert_eq!(ni.used_ports.len(), 1);

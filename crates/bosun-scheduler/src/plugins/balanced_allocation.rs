@@ -50,7 +50,12 @@ pub fn balanced_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
         2 => ((fractions[0] - fractions[1]) / 2.0).abs(),
         n => {
             let mean = fractions.iter().sum::<f64>() / n as f64;
-            (fractions.iter().map(|f| (f - mean) * (f - mean)).sum::<f64>() / n as f64).sqrt()
+            (fractions
+                .iter()
+                .map(|f| (f - mean) * (f - mean))
+                .sum::<f64>()
+                / n as f64)
+                .sqrt()
         }
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
@@ -70,13 +75,20 @@ mod tests {
 
     #[test]
     fn balanced_beats_lopsided() {
-        let n = node(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "4", "memory": "4Gi"}}}));
-        let balanced = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "2Gi"}}}]}}));
-        let lopsided = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "4", "memory": "0"}}}]}}));
+        let n = node(
+            json!({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "4", "memory": "4Gi"}}}),
+        );
+        let balanced = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "2Gi"}}}]}}),
+        );
+        let lopsided = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "4", "memory": "0"}}}]}}),
+        );
         assert_eq!(balanced_score(&balanced, &n), 100);
         assert_eq!(balanced_score(&lopsided, &n), 50);
         let be = pod(json!({"spec": {"containers": [{"name": "c"}]}}));
-        let st = BalancedAllocation.pre_score(&mut CycleState::default(), &be, &[], &Snapshot::new());
+        let st =
+            BalancedAllocation.pre_score(&mut CycleState::default(), &be, &[], &Snapshot::new());
         assert_eq!(st.code, crate::framework::Code::Skip);
     }
 }

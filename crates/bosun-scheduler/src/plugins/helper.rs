@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration,
-};
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration};
 
 /// Whether `t` tolerates `taint` (upstream `Toleration.ToleratesTaint`).
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
@@ -90,9 +88,9 @@ pub fn term_matches(
     exprs
         .iter()
         .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name" && requirement_matches(r, Some(node_name))
-        })
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(node_name)))
 }
 
 /// Terms are ORed.
@@ -122,7 +120,10 @@ mod tests {
         let t = taint("gpu", "yes", "NoSchedule");
         assert!(tolerates(&tol(json!({"key": "gpu", "value": "yes"})), &t));
         assert!(!tolerates(&tol(json!({"key": "gpu", "value": "no"})), &t));
-        assert!(tolerates(&tol(json!({"key": "gpu", "operator": "Exists"})), &t));
+        assert!(tolerates(
+            &tol(json!({"key": "gpu", "operator": "Exists"})),
+            &t
+        ));
         assert!(tolerates(&tol(json!({"operator": "Exists"})), &t));
         assert!(!tolerates(
             &tol(json!({"key": "gpu", "operator": "Exists", "effect": "NoExecute"})),
@@ -139,27 +140,39 @@ mod tests {
 
     #[test]
     fn selector_terms() {
-        let labels: BTreeMap<String, String> =
-            [("zone".to_string(), "a".to_string()), ("cores".to_string(), "16".to_string())].into();
-        let term = |v: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(v).unwrap() };
+        let labels: BTreeMap<String, String> = [
+            ("zone".to_string(), "a".to_string()),
+            ("cores".to_string(), "16".to_string()),
+        ]
+        .into();
+        let term =
+            |v: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(v).unwrap() };
         assert!(term_matches(
-            &term(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})),
+            &term(
+                json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})
+            ),
             &labels,
             "n1"
         ));
         assert!(!term_matches(
-            &term(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})),
+            &term(
+                json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
+            ),
             &labels,
             "n1"
         ));
         assert!(term_matches(
-            &term(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]},
-                                               {"key": "ssd", "operator": "DoesNotExist"}]})),
+            &term(
+                json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]},
+                                               {"key": "ssd", "operator": "DoesNotExist"}]})
+            ),
             &labels,
             "n1"
         ));
         assert!(term_matches(
-            &term(json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})),
+            &term(
+                json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})
+            ),
             &labels,
             "n1"
         ));

@@ -3,12 +3,15 @@
 
 pub mod balanced_allocation;
 pub mod default_binder;
+pub mod default_preemption;
 pub mod helper;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod queue_sort;
 pub mod taint_toleration;
 
@@ -16,18 +19,29 @@ use std::sync::Arc;
 
 use crate::framework::Framework;
 
-/// Upstream's default profile (`pkg/scheduler/apis/config/v1/default_plugins.go`):
-/// filters in upstream's order, score weights TaintToleration 3, NodeAffinity 2,
-/// NodeResourcesFit 1, BalancedAllocation 1.
+/// Upstream's default profile (`pkg/scheduler/apis/config/v1/default_plugins.go`) with
+/// the DefaultBinder talking to `client`.
 pub fn default_framework(client: kube::Client, scheduler_name: &str) -> Framework {
+    let mut fw = default_framework_without_binder(scheduler_name);
+    fw.bind
+        .push(Arc::new(default_binder::DefaultBinder::new(client)));
+    fw
+}
+
+/// The default profile without a binder (for simulation and tests): filters in
+/// upstream's order, score weights TaintToleration 3, NodeAffinity 2, InterPodAffinity 2,
+/// PodTopologySpread 2, NodeResourcesFit 1, BalancedAllocation 1.
+pub fn default_framework_without_binder(scheduler_name: &str) -> Framework {
     let fit = Arc::new(node_resources_fit::NodeResourcesFit);
     let affinity = Arc::new(node_affinity::NodeAffinity);
     let taints = Arc::new(taint_toleration::TaintToleration);
     let balanced = Arc::new(balanced_allocation::BalancedAllocation);
+    let pod_affinity = Arc::new(inter_pod_affinity::InterPodAffinity);
+    let spread = Arc::new(pod_topology_spread::PodTopologySpread);
     Framework {
         scheduler_name: scheduler_name.to_string(),
         queue_sort: Arc::new(queue_sort::PrioritySort),
-        pre_filter: vec![affinity.clone()],
+        pre_filter: vec![affinity.clone(), spread.clone(), pod_affinity.clone()],
         filter: vec![
             Arc::new(node_unschedulable::NodeUnschedulable),
             Arc::new(node_name::NodeName),
@@ -35,13 +49,28 @@ pub fn default_framework(client: kube::Client, scheduler_name: &str) -> Framewor
             affinity.clone(),
             Arc::new(node_ports::NodePorts),
             fit.clone(),
+            spread.clone(),
+            pod_affinity.clone(),
         ],
-        post_filter: vec![],
-        pre_score: vec![taints.clone(), affinity.clone(), balanced.clone()],
-        score: vec![(taints, 3), (affinity, 2), (fit, 1), (balanced, 1)],
+        post_filter: vec![Arc::new(default_preemption::DefaultPreemption)],
+        pre_score: vec![
+            taints.clone(),
+            affinity.clone(),
+            spread.clone(),
+            pod_affinity.clone(),
+            balanced.clone(),
+        ],
+        score: vec![
+            (taints, 3),
+            (affinity, 2),
+            (spread, 2),
+            (pod_affinity, 2),
+            (fit, 1),
+            (balanced, 1),
+        ],
         reserve: vec![],
         permit: vec![],
-        bind: vec![Arc::new(default_binder::DefaultBinder::new(client))],
+        bind: vec![],
     }
 }
 

@@ -7,9 +7,8 @@ use k8s_openapi::api::core::v1::{NodeSelectorTerm, PreferredSchedulingTerm};
 
 use super::helper::{any_term_matches, term_matches};
 use crate::framework::{
-    default_normalize_score, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo,
-    PreFilterPlugin, PreFilterResult, PreScorePlugin, ScorePlugin, Snapshot, Status,
-    MAX_NODE_SCORE,
+    default_normalize_score, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, PreFilterPlugin,
+    PreFilterResult, PreScorePlugin, ScorePlugin, Snapshot, Status, MAX_NODE_SCORE,
 };
 
 pub const NAME: &str = "NodeAffinity";
@@ -42,7 +41,10 @@ pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
     let terms = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|r| r.node_selector_terms.as_slice());
     matches(selector, terms, node)
 }
@@ -78,7 +80,10 @@ impl PreFilterPlugin for NodeAffinity {
         let terms = spec
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(|r| r.node_selector_terms.clone());
         if selector.is_empty() && terms.is_none() {
             return (None, Status::skip());
@@ -116,7 +121,10 @@ impl PreScorePlugin for NodeAffinity {
             .as_ref()
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.clone())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .clone()
+            })
             .unwrap_or_default();
         if preferred.is_empty() {
             return Status::skip();
@@ -166,10 +174,12 @@ mod tests {
         assert!(run(&p, &n).is_success());
         let p = pod(json!({"spec": {"containers": [], "nodeSelector": {"disk": "hdd"}}}));
         assert_eq!(run(&p, &n), Status::unresolvable(ERR_REASON_POD));
-        let p = pod(json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
+        let p = pod(
+            json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]},
-                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}}}}));
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}}}}),
+        );
         assert!(run(&p, &n).is_success());
         assert!(required_matches(&p, &n));
     }
@@ -178,12 +188,16 @@ mod tests {
     fn preferred_terms_score_by_weight() {
         let a = node(json!({"metadata": {"name": "a", "labels": {"zone": "a"}}}));
         let b = node(json!({"metadata": {"name": "b", "labels": {"zone": "b"}}}));
-        let p = pod(json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
+        let p = pod(
+            json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
             "preferredDuringSchedulingIgnoredDuringExecution": [
                 {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}},
-                {"weight": 5, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]}}}}));
+                {"weight": 5, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]}}}}),
+        );
         let mut st = CycleState::default();
-        assert!(NodeAffinity.pre_score(&mut st, &p, &[], &Snapshot::new()).is_success());
+        assert!(NodeAffinity
+            .pre_score(&mut st, &p, &[], &Snapshot::new())
+            .is_success());
         let mut scores = vec![
             NodeAffinity.score(&st, &p, &a).unwrap(),
             NodeAffinity.score(&st, &p, &b).unwrap(),

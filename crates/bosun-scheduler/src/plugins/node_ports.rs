@@ -36,14 +36,24 @@ mod tests {
     #[test]
     fn host_port_taken_once() {
         let mut n = node(json!({"metadata": {"name": "n"}}));
-        let web = || pod(json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}));
-        assert!(NodePorts.filter(&CycleState::default(), &web(), &n).is_success());
+        let web = || {
+            pod(
+                json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}),
+            )
+        };
+        assert!(NodePorts
+            .filter(&CycleState::default(), &web(), &n)
+            .is_success());
         with_pod(&mut n, web());
         assert_eq!(
             NodePorts.filter(&CycleState::default(), &web(), &n),
             Status::unschedulable(ERR_REASON)
         );
-        let udp = pod(json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "UDP"}]}]}}));
-        assert!(NodePorts.filter(&CycleState::default(), &udp, &n).is_success());
+        let udp = pod(
+            json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "UDP"}]}]}}),
+        );
+        assert!(NodePorts
+            .filter(&CycleState::default(), &udp, &n)
+            .is_success());
     }
 }

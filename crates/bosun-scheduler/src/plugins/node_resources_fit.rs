@@ -113,7 +113,9 @@ mod tests {
     }
 
     fn req(cpu: &str, mem: &str) -> PodInfo {
-        pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}}))
+        pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}}),
+        )
     }
 
     #[test]
@@ -135,12 +137,18 @@ mod tests {
     fn extended_resources_count() {
         let n = small_node();
         let gpu = |k: u32| {
-            pod(json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": k.to_string()}}}]}}))
+            pod(
+                json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": k.to_string()}}}]}}),
+            )
         };
-        assert!(NodeResourcesFit.filter(&CycleState::default(), &gpu(1), &n).is_success());
+        assert!(NodeResourcesFit
+            .filter(&CycleState::default(), &gpu(1), &n)
+            .is_success());
         let st = NodeResourcesFit.filter(&CycleState::default(), &gpu(2), &n);
         assert_eq!(st.reasons, vec!["Insufficient nvidia.com/gpu"]);
-        let other = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"example.com/foo": "1"}}}]}}));
+        let other = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"example.com/foo": "1"}}}]}}),
+        );
         let st = NodeResourcesFit.filter(&CycleState::default(), &other, &n);
         assert_eq!(st.reasons, vec!["Insufficient example.com/foo"]);
     }

@@ -60,9 +60,13 @@ mod tests {
         assert_eq!(st, Status::unresolvable(ERR_REASON_UNSCHEDULABLE));
         let p = pod(json!({"spec": {"containers": [], "tolerations": [
             {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}}));
-        assert!(NodeUnschedulable.filter(&CycleState::default(), &p, &n).is_success());
+        assert!(NodeUnschedulable
+            .filter(&CycleState::default(), &p, &n)
+            .is_success());
         let n = node(json!({"metadata": {"name": "n"}}));
         let p = pod(json!({"spec": {"containers": []}}));
-        assert!(NodeUnschedulable.filter(&CycleState::default(), &p, &n).is_success());
+        assert!(NodeUnschedulable
+            .filter(&CycleState::default(), &p, &n)
+            .is_success());
     }
 }

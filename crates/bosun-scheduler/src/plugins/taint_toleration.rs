@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Toleration;
 
 use super::helper::{do_not_schedule, find_untolerated, tolerations_tolerate};
 use crate::framework::{
-    default_normalize_score, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo,
-    PreScorePlugin, ScorePlugin, Snapshot, Status, MAX_NODE_SCORE,
+    default_normalize_score, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, PreScorePlugin,
+    ScorePlugin, Snapshot, Status, MAX_NODE_SCORE,
 };
 
 pub const NAME: &str = "TaintToleration";
