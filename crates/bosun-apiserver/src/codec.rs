@@ -20,6 +20,9 @@ pub enum BodyType {
     MergePatch,
     StrategicMergePatch,
     ApplyPatch,
+    /// Kubernetes protobuf (`application/vnd.kubernetes.protobuf`), which kubectl's typed
+    /// clients send for built-in kinds.
+    Protobuf,
 }
 
 impl BodyType {
@@ -39,6 +42,7 @@ impl BodyType {
             "application/merge-patch+json" => Ok(BodyType::MergePatch),
             "application/strategic-merge-patch+json" => Ok(BodyType::StrategicMergePatch),
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(BodyType::ApplyPatch),
+            "application/vnd.kubernetes.protobuf" => Ok(BodyType::Protobuf),
             other => Err(StatusError::unsupported_media_type(format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
             ))),
@@ -65,11 +69,14 @@ pub fn decode_body(
             })?;
             v
         }
+        BodyType::Protobuf => crate::protobuf::decode(body).map_err(|e| {
+            StatusError::bad_request(format!("error decoding the protobuf body: {e}"))
+        })?,
         _ => serde_json::from_slice(body).map_err(|e| {
             StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         })?,
     };
-    let dups = if find_dups && ty != BodyType::Yaml {
+    let dups = if find_dups && ty != BodyType::Yaml && ty != BodyType::Protobuf {
         duplicate_fields(body).unwrap_or_default()
     } else {
         Vec::new()

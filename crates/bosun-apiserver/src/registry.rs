@@ -478,7 +478,7 @@ impl Registry {
     ) -> Result<(Value, Vec<String>), StatusError> {
         let ty = BodyType::from_content_type(ct)?;
         match ty {
-            BodyType::Json | BodyType::Yaml => {}
+            BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {}
             BodyType::ApplyPatch => return Err(apply_unsupported()),
             _ => return Err(StatusError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")),
         }

@@ -414,3 +414,81 @@ async fn kubectl_pages_through_long_lists() {
     ]);
     assert_eq!(out.lines().count(), 7, "{out}");
 }
+
+/// kubectl's typed-client commands send protobuf bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_typed_commands_send_protobuf_and_work() {
+    let s = TestServer::start().await.expect("server starts");
+    s.kubectl_ok(&["create", "namespace", "development"]);
+    s.kubectl_ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=b",
+        "-n",
+        "development",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "pw",
+        "--from-literal=MYSQL_ROOT_PASSWORD=123456",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "deployment",
+        "php-apache",
+        "--image=registry.example/php-apache",
+        "--replicas=0",
+    ]);
+    // The seed's own command.
+    s.kubectl_ok(&[
+        "autoscale",
+        "deployment",
+        "php-apache",
+        "--cpu-percent=90",
+        "--min=1",
+        "--max=10",
+    ]);
+    let hpa = s.kubectl_ok(&[
+        "get",
+        "hpa",
+        "php-apache",
+        "-o",
+        "jsonpath={.spec.scaleTargetRef.name} {.spec.maxReplicas}",
+    ]);
+    assert_eq!(hpa, "php-apache 10");
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "cm",
+            "cfg",
+            "-n",
+            "development",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "secret",
+            "pw",
+            "-o",
+            "jsonpath={.data.MYSQL_ROOT_PASSWORD}"
+        ]),
+        "MTIzNDU2"
+    );
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "deploy",
+            "php-apache",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "0"
+    );
+}
