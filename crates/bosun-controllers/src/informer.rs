@@ -27,6 +27,8 @@ pub enum Change<'a, K> {
 
 type HandlerFn<K> = Arc<dyn Fn(Change<'_, K>) + Send + Sync>;
 type IndexFn<K> = Arc<dyn Fn(&K) -> Vec<String> + Send + Sync>;
+/// (old, new) of one object across a relist.
+type ChangePair<K> = (Option<Arc<K>>, Option<Arc<K>>);
 
 /// `namespace/name`, or `name` for cluster-scoped objects: the key of caches and queues.
 pub fn key_of<K: Resource>(obj: &K) -> String {
@@ -264,7 +266,7 @@ where
             }
             watcher::Event::InitDone => {
                 let fresh = buffer.take().unwrap_or_default();
-                let mut changes: Vec<(Option<Arc<K>>, Option<Arc<K>>)> = Vec::new();
+                let mut changes: Vec<ChangePair<K>> = Vec::new();
                 {
                     let mut cache = self.inner.cache.write();
                     let gone: Vec<String> = cache

@@ -6,8 +6,11 @@
 //! Works (tested against an in-process API server):
 //! - ReplicaSet and ReplicationController: counts, adoption and release, slow-start
 //!   batches with expectations, upstream's deletion order, full status.
+//! - Deployment: RollingUpdate and Recreate, pod-template-hash, revisions and history,
+//!   `kubectl rollout status|history|undo|pause|resume|restart`, revisionHistoryLimit,
+//!   proportional scaling, Progressing (with deadline) and Available conditions.
 //!
-//! Missing: Deployment, namespace lifecycle, ServiceAccounts, garbage collector,
+//! Missing: namespace lifecycle, ServiceAccounts, garbage collector,
 //! Endpoints/EndpointSlices, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
 //! ResourceQuota, PV binding, HPA.
 //!
@@ -19,6 +22,8 @@
 //! `pkg/controller/<name>` do. [`expectations`] stop a controller from acting again before
 //! the cache shows its own writes.
 
+pub mod claim;
+pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod expectations;
@@ -37,12 +42,17 @@ use kube::Client;
 pub use error::{Error, Result};
 pub use leader::{LeaderElectionConfig, LeaderElector};
 
+use crate::deployment::DeploymentController;
 use crate::events::Recorder;
 use crate::informer::Informers;
 use crate::replicaset::ReplicaController;
 
 /// The controllers this crate runs, by upstream's `--controllers` names.
-pub const CONTROLLERS: &[&str] = &["replicaset-controller", "replicationcontroller-controller"];
+pub const CONTROLLERS: &[&str] = &[
+    "replicaset-controller",
+    "replicationcontroller-controller",
+    "deployment-controller",
+];
 
 /// What runs and how: upstream kube-controller-manager's flags that apply here.
 #[derive(Clone, Debug)]
@@ -55,6 +65,8 @@ pub struct ControllerOptions {
     pub concurrent_replicaset_syncs: usize,
     /// `--concurrent-rc-syncs` (5).
     pub concurrent_rc_syncs: usize,
+    /// `--concurrent-deployment-syncs` (5).
+    pub concurrent_deployment_syncs: usize,
 }
 
 impl Default for ControllerOptions {
@@ -64,6 +76,7 @@ impl Default for ControllerOptions {
             leader_election: LeaderElectionConfig::default(),
             concurrent_replicaset_syncs: 5,
             concurrent_rc_syncs: 5,
+            concurrent_deployment_syncs: 5,
         }
     }
 }
@@ -161,6 +174,14 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
             Recorder::new(client.clone(), "replication-controller"),
         );
         let n = opts.concurrent_rc_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("deployment") {
+        let c = DeploymentController::new(
+            &informers,
+            Recorder::new(client.clone(), "deployment-controller"),
+        );
+        let n = opts.concurrent_deployment_syncs;
         tasks.spawn(async move { c.run(n).await });
     }
     informers.start(&mut tasks);

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::claim::Claim;
 use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::informer::{key_of, split_key, Change, Informer, Informers};
@@ -38,17 +39,21 @@ pub(crate) const BY_CONTROLLER: &str = "controller-uid";
 /// Pod index: namespace of pods that have no controller.
 pub(crate) const ORPHANS: &str = "orphans-in-namespace";
 
-/// Registers the pod indexes owner controllers look pods up by.
-pub(crate) fn add_pod_indexes(pods: &Informer<Pod>) {
-    pods.add_index(BY_CONTROLLER, |p: &Pod| {
-        controller_ref(&p.metadata)
+/// Registers the indexes owner controllers look their children up by: controller UID, and
+/// the namespace of children without a controller.
+pub(crate) fn add_owner_indexes<K>(informer: &Informer<K>)
+where
+    K: Resource + Clone + Debug + Send + Sync + 'static,
+{
+    informer.add_index(BY_CONTROLLER, |p: &K| {
+        controller_ref(p.meta())
             .map(|r| r.uid.clone())
             .into_iter()
             .collect()
     });
-    pods.add_index(ORPHANS, |p: &Pod| {
-        if controller_ref(&p.metadata).is_none() {
-            vec![p.metadata.namespace.clone().unwrap_or_default()]
+    informer.add_index(ORPHANS, |p: &K| {
+        if controller_ref(p.meta()).is_none() {
+            vec![p.meta().namespace.clone().unwrap_or_default()]
         } else {
             Vec::new()
         }
@@ -140,10 +145,14 @@ impl<R: ReplicaOwner> ReplicaController<R> {
     /// Builds the controller and registers its handlers on the shared informers.
     pub(crate) fn new(informers: &Informers, recorder: Recorder) -> Arc<Self> {
         let pods = informers.get::<Pod>();
-        add_pod_indexes(&pods);
+        add_owner_indexes(&pods);
         let c = Arc::new(ReplicaController {
             client: informers.client().clone(),
-            owners: informers.get::<R>(),
+            owners: {
+                let o = informers.get::<R>();
+                add_owner_indexes(&o);
+                o
+            },
             pods,
             queue: WorkQueue::new(),
             expectations: Expectations::new(),
@@ -540,133 +549,6 @@ where
         batch = remaining.min(2 * batch);
     }
     (done, None)
-}
-
-/// Claims pods for an owner as upstream's `PodControllerRefManager`: keeps owned pods that
-/// match, releases owned pods that no longer match, adopts matching orphans (after checking
-/// once, against the server, that the owner is not being deleted).
-pub(crate) struct Claim<'a, O> {
-    client: &'a Client,
-    owner: &'a O,
-    selector: &'a LabelSelector,
-    can_adopt: Option<bool>,
-}
-
-impl<'a, O> Claim<'a, O>
-where
-    O: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    pub(crate) fn new(client: &'a Client, owner: &'a O, selector: &'a LabelSelector) -> Self {
-        Claim {
-            client,
-            owner,
-            selector,
-            can_adopt: None,
-        }
-    }
-
-    async fn can_adopt(&mut self) -> Result<bool> {
-        if let Some(ok) = self.can_adopt {
-            return Ok(ok);
-        }
-        let ns = self.owner.meta().namespace.clone().unwrap_or_default();
-        let api: Api<O> = Api::namespaced(self.client.clone(), &ns);
-        let name = self.owner.meta().name.clone().unwrap_or_default();
-        let fresh = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| Error::api("get", format!("{} {ns}/{name}", O::kind(&())), e))?;
-        let ok = fresh.is_some_and(|f| {
-            f.meta().uid == self.owner.meta().uid && f.meta().deletion_timestamp.is_none()
-        });
-        self.can_adopt = Some(ok);
-        Ok(ok)
-    }
-
-    pub(crate) async fn claim(&mut self, pods: Vec<Arc<Pod>>) -> Result<Vec<Arc<Pod>>> {
-        let uid = self.owner.meta().uid.clone().unwrap_or_default();
-        let deleting = self.owner.meta().deletion_timestamp.is_some();
-        let mut claimed = Vec::with_capacity(pods.len());
-        let mut errs = Vec::new();
-        for pod in pods {
-            let matches = self.selector.matches_labels(pod.metadata.labels.as_ref());
-            match controller_ref(&pod.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => claimed.push(pod),
-                Some(_) => {
-                    if !deleting {
-                        if let Err(e) = self.release(&pod).await {
-                            errs.push(e);
-                        }
-                    }
-                }
-                None => {
-                    if deleting || !matches || pod.metadata.deletion_timestamp.is_some() {
-                        continue;
-                    }
-                    if pod.metadata.namespace != self.owner.meta().namespace {
-                        continue;
-                    }
-                    match self.can_adopt().await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        Err(e) => {
-                            errs.push(e);
-                            continue;
-                        }
-                    }
-                    match self.adopt(&pod).await {
-                        Ok(Some(p)) => claimed.push(Arc::new(p)),
-                        Ok(None) => {}
-                        Err(e) => errs.push(e),
-                    }
-                }
-            }
-        }
-        Error::aggregate(errs).map(|()| claimed)
-    }
-
-    async fn adopt(&self, pod: &Pod) -> Result<Option<Pod>> {
-        let r = util::new_controller_ref(self.owner);
-        let patch = json!({"metadata": {
-            "ownerReferences": [r],
-            "uid": pod.metadata.uid,
-        }});
-        self.patch_pod(pod, patch, "adopt").await
-    }
-
-    async fn release(&self, pod: &Pod) -> Result<Option<Pod>> {
-        let patch = json!({"metadata": {
-            "ownerReferences": [{"$patch": "delete", "uid": self.owner.meta().uid}],
-            "uid": pod.metadata.uid,
-        }});
-        self.patch_pod(pod, patch, "release").await
-    }
-
-    async fn patch_pod(&self, pod: &Pod, patch: Value, verb: &'static str) -> Result<Option<Pod>> {
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.name_any();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        match api
-            .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
-            .await
-        {
-            Ok(p) => Ok(Some(p)),
-            Err(e) => {
-                let e = Error::api(verb, format!("pod {ns}/{name}"), e);
-                // Gone, or replaced by another pod of that name (uid precondition): nothing
-                // to claim.
-                if e.is_not_found() || e.code() == Some(422) || e.is_conflict() {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
 }
 
 /// The counts a status reports.
