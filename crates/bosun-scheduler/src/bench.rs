@@ -103,16 +103,28 @@ impl std::fmt::Display for BenchReport {
         writeln!(f, "scheduler benchmark (SchedulingBasic shape)")?;
         writeln!(f, "  nodes            {:>10}", self.nodes)?;
         writeln!(f, "  initial pods     {:>10}", self.initial_pods)?;
-        writeln!(f, "  measured pods    {:>10}   bound {}", self.pods, self.bound)?;
+        writeln!(
+            f,
+            "  measured pods    {:>10}   bound {}",
+            self.pods, self.bound
+        )?;
         writeln!(f, "  node setup       {:>10.1} s", self.setup_seconds)?;
         writeln!(f, "  duration         {:>10.2} s", self.seconds)?;
-        writeln!(f, "  throughput       {:>10.0} pods/s", self.pods_per_second)?;
+        writeln!(
+            f,
+            "  throughput       {:>10.0} pods/s",
+            self.pods_per_second
+        )?;
         writeln!(
             f,
             "  create→bound     p50 {:.0} ms   p90 {:.0} ms   p99 {:.0} ms   max {:.0} ms",
             self.latency_p50_ms, self.latency_p90_ms, self.latency_p99_ms, self.latency_max_ms
         )?;
-        writeln!(f, "  peak RSS         {:>10.0} MiB (this process)", self.peak_rss_mib)
+        writeln!(
+            f,
+            "  peak RSS         {:>10.0} MiB (this process)",
+            self.peak_rss_mib
+        )
     }
 }
 
@@ -191,8 +203,8 @@ async fn create_all(
 pub async fn run(client: kube::Client, opts: BenchOptions) -> Result<BenchReport> {
     let ns = opts.namespace.clone();
     let nsapi: Api<Namespace> = Api::all(client.clone());
-    let nsobj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))
-        .map_err(|e| Error::Bench {
+    let nsobj: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": ns}})).map_err(|e| Error::Bench {
             step: "building the namespace",
             source: Box::new(e),
         })?;
@@ -269,7 +281,9 @@ pub async fn run(client: kube::Client, opts: BenchOptions) -> Result<BenchReport
 
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let sent = Mutex::new(HashMap::new());
-    let initial: Vec<String> = (0..opts.initial_pods).map(|i| format!("init-{i}")).collect();
+    let initial: Vec<String> = (0..opts.initial_pods)
+        .map(|i| format!("init-{i}"))
+        .collect();
     create_all(&api, &ns, initial, opts.create_concurrency, &sent).await?;
     let deadline = Instant::now() + opts.timeout;
     while bound_at.lock().len() < opts.initial_pods && Instant::now() < deadline {

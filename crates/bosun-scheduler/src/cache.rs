@@ -167,19 +167,29 @@ impl Cache {
     pub fn remove_node(&mut self, name: &str) {
         let pods = self.snapshot.remove_node(name);
         if !pods.is_empty() {
-            self.orphans.entry(name.to_string()).or_default().extend(pods);
+            self.orphans
+                .entry(name.to_string())
+                .or_default()
+                .extend(pods);
         }
     }
 
     pub fn node_names(&self) -> Vec<String> {
-        self.snapshot.nodes().iter().map(|n| n.name.clone()).collect()
+        self.snapshot
+            .nodes()
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// Records that preemption nominated `info` to `node`.
     pub fn nominate(&mut self, info: Arc<PodInfo>, node: &str) {
         self.unnominate(&info.uid);
         self.nominated_of.insert(info.uid.clone(), node.to_string());
-        self.nominated.entry(node.to_string()).or_default().push(info);
+        self.nominated
+            .entry(node.to_string())
+            .or_default()
+            .push(info);
     }
 
     pub fn unnominate(&mut self, uid: &str) {
@@ -194,7 +204,10 @@ impl Cache {
     }
 
     pub fn nominated_on(&self, node: &str) -> &[Arc<PodInfo>] {
-        self.nominated.get(node).map(Vec::as_slice).unwrap_or(&NO_PODS)
+        self.nominated
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or(&NO_PODS)
     }
 }
 
@@ -224,7 +237,9 @@ mod tests {
     }
 
     fn cpu_pod() -> Arc<PodInfo> {
-        Arc::new(pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}})))
+        Arc::new(pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}),
+        ))
     }
 
     #[test]
@@ -264,8 +279,14 @@ mod tests {
     fn node_changes_classified() {
         let mut c = Cache::new();
         c.upsert_node(node("n", json!({"a": "1"})));
-        assert_eq!(c.upsert_node(node("n", json!({"a": "1"}))), NodeChange::Irrelevant);
-        assert_eq!(c.upsert_node(node("n", json!({"a": "2"}))), NodeChange::Relevant);
+        assert_eq!(
+            c.upsert_node(node("n", json!({"a": "1"}))),
+            NodeChange::Irrelevant
+        );
+        assert_eq!(
+            c.upsert_node(node("n", json!({"a": "2"}))),
+            NodeChange::Relevant
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub struct EventRecorder {
 
 impl EventRecorder {
     /// A recorder writing through `client` with `concurrency` requests in flight.
-    pub fn start(client: kube::Client, component: &str, concurrency: usize) -> (EventRecorder, JoinHandle<()>) {
+    pub fn start(
+        client: kube::Client,
+        component: &str,
+        concurrency: usize,
+    ) -> (EventRecorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Event>(QUEUE);
         let task = tokio::spawn(async move {
             tokio_stream_like(rx)
@@ -72,7 +76,14 @@ impl EventRecorder {
     }
 
     /// Records an event about `pod` (`kind` Normal or Warning).
-    pub fn pod_event(&self, pod: &PodInfo, kind: &str, reason: &str, action: &str, message: String) {
+    pub fn pod_event(
+        &self,
+        pod: &PodInfo,
+        kind: &str,
+        reason: &str,
+        action: &str,
+        message: String,
+    ) {
         let Some(tx) = &self.tx else { return };
         let now = Utc::now();
         // Upstream names events `{object}.{unix nanos in hex}`; the sequence keeps two

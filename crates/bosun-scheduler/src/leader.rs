@@ -87,10 +87,15 @@ impl Elector {
             Some((r, _)) if *r == record => {}
             _ => self.observed = Some((record, Instant::now())),
         }
-        let observed_at = self.observed.as_ref().map(|(_, t)| *t).unwrap_or_else(Instant::now);
+        let observed_at = self
+            .observed
+            .as_ref()
+            .map(|(_, t)| *t)
+            .unwrap_or_else(Instant::now);
         let held_by_other = !holder.is_empty()
             && !mine
-            && observed_at + Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(0) as u64)
+            && observed_at
+                + Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(0) as u64)
                 > Instant::now();
         if held_by_other {
             return Ok(false);
@@ -116,7 +121,11 @@ impl Elector {
         };
         lease.spec = Some(serde_json::from_value(new_spec).map_err(kube::Error::SerdeError)?);
         // The resourceVersion from our read makes this a compare-and-swap.
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e),

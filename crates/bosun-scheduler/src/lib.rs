@@ -247,8 +247,11 @@ pub fn start_with(
         }
     };
     let events = if opts.events {
-        let (rec, task) =
-            events::EventRecorder::start(client.clone(), &opts.scheduler_name, opts.event_concurrency);
+        let (rec, task) = events::EventRecorder::start(
+            client.clone(),
+            &opts.scheduler_name,
+            opts.event_concurrency,
+        );
         tasks.push(task);
         rec
     } else {
@@ -257,15 +260,8 @@ pub fn start_with(
     let stats = Arc::new(Stats::default());
     let (tx, rx) = mpsc::channel(8192);
     tasks.extend(scheduler::Scheduler::spawn_watches(&client, &tx));
-    let sched = scheduler::Scheduler::new(
-        client,
-        opts,
-        fw,
-        events,
-        stats.clone(),
-        leader.clone(),
-        tx,
-    );
+    let sched =
+        scheduler::Scheduler::new(client, opts, fw, events, stats.clone(), leader.clone(), tx);
     let main = tokio::spawn(sched.run(rx));
     Ok(SchedulerHandle {
         stats,

@@ -33,9 +33,7 @@ impl ClusterEvent {
             return true;
         }
         let interested: &[&str] = match self {
-            ClusterEvent::NodeAdd | ClusterEvent::NodeUpdate | ClusterEvent::Flush => {
-                return true
-            }
+            ClusterEvent::NodeAdd | ClusterEvent::NodeUpdate | ClusterEvent::Flush => return true,
             ClusterEvent::AssignedPodDelete => &[
                 plugins::node_resources_fit::NAME,
                 plugins::node_ports::NAME,
@@ -442,7 +440,8 @@ mod tests {
         let a = p(0);
         q.add_or_update(a.clone(), t);
         let mut qp = q.pop().unwrap();
-        qp.unschedulable_plugins.insert(plugins::node_affinity::NAME);
+        qp.unschedulable_plugins
+            .insert(plugins::node_affinity::NAME);
         q.add_unschedulable(qp, t);
         assert!(!q.has_active());
         // A freed pod does not help a node-affinity failure.

@@ -22,8 +22,8 @@ use crate::cache::{Cache, NodeChange};
 use crate::events::EventRecorder;
 use crate::framework::snapshot::PdbInfo;
 use crate::framework::{
-    Code, CycleState, Framework, NodeInfo, NodeStatusMap, PodInfo, PostFilterResult,
-    QueuedPodInfo, Status,
+    Code, CycleState, Framework, NodeInfo, NodeStatusMap, PodInfo, PostFilterResult, QueuedPodInfo,
+    Status,
 };
 use crate::queue::{ClusterEvent, QueueConfig, SchedulingQueue};
 use crate::{SchedulerOptions, Stats};
@@ -167,7 +167,13 @@ fn spawn_watch<K, F>(
     wrap: F,
 ) -> tokio::task::JoinHandle<()>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
     F: Fn(Event<K>) -> Input + Send + 'static,
 {
     tokio::spawn(async move {
@@ -308,12 +314,18 @@ impl Scheduler {
         match input {
             Input::Pod(e) => self.on_event(Kind::Pod, e, Self::on_pod, Self::on_pod_delete),
             Input::Node(e) => self.on_event(Kind::Node, e, Self::on_node, Self::on_node_delete),
-            Input::PriorityClass(e) => {
-                self.on_event(Kind::PriorityClass, e, Self::on_class, Self::on_class_delete)
-            }
-            Input::Namespace(e) => {
-                self.on_event(Kind::Namespace, e, Self::on_namespace, Self::on_namespace_delete)
-            }
+            Input::PriorityClass(e) => self.on_event(
+                Kind::PriorityClass,
+                e,
+                Self::on_class,
+                Self::on_class_delete,
+            ),
+            Input::Namespace(e) => self.on_event(
+                Kind::Namespace,
+                e,
+                Self::on_namespace,
+                Self::on_namespace_delete,
+            ),
             Input::Pdb(e) => self.on_event(Kind::Pdb, e, Self::on_pdb, Self::on_pdb_delete),
             Input::Bound {
                 qp,
@@ -530,7 +542,11 @@ impl Scheduler {
         let name = pc.metadata.name.clone().unwrap_or_default();
         if pc.global_default == Some(true) {
             self.global_default = Some((name.clone(), pc.value));
-        } else if self.global_default.as_ref().is_some_and(|(n, _)| *n == name) {
+        } else if self
+            .global_default
+            .as_ref()
+            .is_some_and(|(n, _)| *n == name)
+        {
             self.global_default = None;
         }
         self.classes.insert(name, pc.value);
@@ -539,7 +555,11 @@ impl Scheduler {
     fn on_class_delete(&mut self, pc: PriorityClass) {
         let name = pc.metadata.name.unwrap_or_default();
         self.classes.remove(&name);
-        if self.global_default.as_ref().is_some_and(|(n, _)| *n == name) {
+        if self
+            .global_default
+            .as_ref()
+            .is_some_and(|(n, _)| *n == name)
+        {
             self.global_default = None;
         }
     }
@@ -601,13 +621,8 @@ impl Scheduler {
                 if diag.overall.is_none() {
                     let fw = self.fw.clone();
                     for pf in &fw.post_filter {
-                        let (res, st) = pf.post_filter(
-                            &state,
-                            &pod,
-                            &self.cache.snapshot,
-                            &fw,
-                            &diag.statuses,
-                        );
+                        let (res, st) =
+                            pf.post_filter(&state, &pod, &self.cache.snapshot, &fw, &diag.statuses);
                         if let Some(r) = res {
                             nominated = Some(r.nominated_node.clone());
                             self.preempt(&pod, r);
@@ -657,7 +672,15 @@ impl Scheduler {
                     .snapshot
                     .nodes()
                     .iter()
-                    .map(|n| (n.name.clone(), Status { code: Code::UnschedulableAndUnresolvable, ..st.clone() }))
+                    .map(|n| {
+                        (
+                            n.name.clone(),
+                            Status {
+                                code: Code::UnschedulableAndUnresolvable,
+                                ..st.clone()
+                            },
+                        )
+                    })
                     .collect();
                 return Err(Failure::Fit(Diagnosis {
                     total,
@@ -704,7 +727,8 @@ impl Scheduler {
                     continue;
                 }
             }
-            let st = fw.run_filter_with_nominated(state, pod, ni, self.cache.nominated_on(&ni.name));
+            let st =
+                fw.run_filter_with_nominated(state, pod, ni, self.cache.nominated_on(&ni.name));
             match st.code {
                 Code::Success => {
                     feasible.push(ni);
@@ -744,7 +768,9 @@ impl Scheduler {
                 if !st.is_success() {
                     return Err(Failure::Error(st));
                 }
-                let scores = fw.run_score(state, pod, &feasible).map_err(Failure::Error)?;
+                let scores = fw
+                    .run_score(state, pod, &feasible)
+                    .map_err(Failure::Error)?;
                 Ok(select_host(&feasible, &scores))
             }
         }
@@ -984,8 +1010,12 @@ mod tests {
             d.message(),
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector."
         );
-        d.post_filter_msg =
-            Some("preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.".into());
-        assert!(d.message().ends_with(". preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."));
+        d.post_filter_msg = Some(
+            "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+                .into(),
+        );
+        assert!(d.message().ends_with(
+            ". preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        ));
     }
 }

@@ -68,7 +68,10 @@ fn nominated_node(pod: &PodInfo) -> Option<&str> {
 }
 
 /// Splits victims into those whose eviction would violate a PDB and the rest.
-fn split_by_pdb(victims: Vec<Arc<PodInfo>>, pdbs: &[PdbInfo]) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+fn split_by_pdb(
+    victims: Vec<Arc<PodInfo>>,
+    pdbs: &[PdbInfo],
+) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
     let mut allowed: Vec<i64> = pdbs.iter().map(|p| p.disruptions_allowed).collect();
     let (mut violating, mut ok) = (Vec::new(), Vec::new());
     for v in victims {
@@ -153,7 +156,12 @@ fn select_victims(
 /// most important victims.
 fn pick(mut cands: Vec<Candidate>) -> Option<Candidate> {
     let key = |c: &Candidate| {
-        let top = c.victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN);
+        let top = c
+            .victims
+            .iter()
+            .map(|v| v.priority)
+            .max()
+            .unwrap_or(i32::MIN);
         // Offset so negative priorities sum as upstream does (each + MaxInt32 + 1).
         let sum: i128 = c
             .victims
@@ -270,8 +278,10 @@ mod tests {
     }
 
     fn cpu_pod(cpu: &str, prio: i32, labels: serde_json::Value) -> Arc<PodInfo> {
-        Arc::new(pod(json!({"metadata": {"labels": labels}, "spec": {"priority": prio, "containers": [
-            {"name": "c", "resources": {"requests": {"cpu": cpu}}}]}})))
+        Arc::new(pod(
+            json!({"metadata": {"labels": labels}, "spec": {"priority": prio, "containers": [
+            {"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}),
+        ))
     }
 
     fn statuses(fw: &Framework, st: &CycleState, p: &PodInfo, s: &Snapshot) -> NodeStatusMap {
@@ -339,8 +349,10 @@ mod tests {
         let fw = fw();
         let mut s = snapshot(&["n1", "n2"]);
         s.add_pod("n1", cpu_pod("2", 1000, json!({})));
-        let p = pod(json!({"spec": {"priority": 100, "nodeSelector": {"x": "y"}, "containers": [
-            {"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}));
+        let p = pod(
+            json!({"spec": {"priority": 100, "nodeSelector": {"x": "y"}, "containers": [
+            {"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}),
+        );
         let st = CycleState::default();
         let mut sm = statuses(&fw, &st, &p, &s);
         sm.insert("n1".into(), Status::unschedulable("Insufficient cpu"));
@@ -350,8 +362,12 @@ mod tests {
             status.message(),
             "preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
         );
-        let never = pod(json!({"spec": {"priority": 100, "preemptionPolicy": "Never", "containers": []}}));
+        let never =
+            pod(json!({"spec": {"priority": 100, "preemptionPolicy": "Never", "containers": []}}));
         let (_, status) = DefaultPreemption.post_filter(&st, &never, &s, &fw, &sm);
-        assert_eq!(status.message(), "preemption: not eligible due to preemptionPolicy=Never.");
+        assert_eq!(
+            status.message(),
+            "preemption: not eligible due to preemptionPolicy=Never."
+        );
     }
 }

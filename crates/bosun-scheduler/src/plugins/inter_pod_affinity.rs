@@ -61,8 +61,7 @@ impl Term {
                 }
             }
         }
-        let mut namespaces: HashSet<String> =
-            t.namespaces.iter().flatten().cloned().collect();
+        let mut namespaces: HashSet<String> = t.namespaces.iter().flatten().cloned().collect();
         let namespace_selector = t
             .namespace_selector
             .as_ref()
@@ -98,11 +97,17 @@ fn required_terms(p: &PodInfo) -> (Vec<Term>, Vec<Term>) {
     let a = affinity(p);
     let aff = a
         .and_then(|a| a.pod_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_deref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
         .unwrap_or_default();
     let anti = a
         .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_deref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
         .unwrap_or_default();
     (
         aff.iter().map(|t| Term::new(t, p, 1)).collect(),
@@ -120,14 +125,14 @@ fn preferred_terms(p: &PodInfo) -> (Vec<Term>, Vec<Term>) {
             .collect()
     };
     (
-        conv(
-            a.and_then(|a| a.pod_affinity.as_ref())
-                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-        ),
-        conv(
-            a.and_then(|a| a.pod_anti_affinity.as_ref())
-                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-        ),
+        conv(a.and_then(|a| a.pod_affinity.as_ref()).and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })),
+        conv(a.and_then(|a| a.pod_anti_affinity.as_ref()).and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })),
     )
 }
 
@@ -272,17 +277,18 @@ impl FilterPlugin for InterPodAffinity {
                 }
             }
         }
-        if s
-            .anti_terms
+        if s.anti_terms
             .iter()
             .any(|t| count(&s.anti_counts, &t.topology_key) > 0)
         {
             return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
         }
         if !s.existing_anti.is_empty()
-            && labels
-                .iter()
-                .any(|(k, v)| s.existing_anti.get(&(k.clone(), v.clone())).is_some_and(|c| *c > 0))
+            && labels.iter().any(|(k, v)| {
+                s.existing_anti
+                    .get(&(k.clone(), v.clone()))
+                    .is_some_and(|c| *c > 0)
+            })
         {
             return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
@@ -331,7 +337,12 @@ impl PreScorePlugin for InterPodAffinity {
                 }
                 for t in required_terms(other).0 {
                     if t.matches(pod, ns) {
-                        bump(&mut scores, labels, &t.topology_key, HARD_POD_AFFINITY_WEIGHT);
+                        bump(
+                            &mut scores,
+                            labels,
+                            &t.topology_key,
+                            HARD_POD_AFFINITY_WEIGHT,
+                        );
                     }
                 }
                 let (oa, oanti) = preferred_terms(other);
@@ -436,9 +447,11 @@ mod tests {
     fn affinity_follows_the_group_and_first_pod_goes_anywhere() {
         let mut s = snapshot();
         let wants_db = || {
-            pod(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [], "affinity": {"podAffinity": {
+            pod(
+                json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [], "affinity": {"podAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}}}))
+                    {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}}}),
+            )
         };
         // No db pod anywhere and the pod is not a db itself: nowhere.
         assert!(ok_nodes(&wants_db(), &s).is_empty());
@@ -446,13 +459,17 @@ mod tests {
         assert_eq!(st[0].1, Status::unresolvable(ERR_REASON_AFFINITY));
         s.add_pod(
             "b1",
-            Arc::new(pod(json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": []}}))),
+            Arc::new(pod(
+                json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": []}}),
+            )),
         );
         assert_eq!(ok_nodes(&wants_db(), &s), vec!["b1"]);
         // A self-selecting pod is the first of its group: anywhere.
-        let self_sel = pod(json!({"metadata": {"labels": {"app": "cache"}}, "spec": {"containers": [], "affinity": {"podAffinity": {
+        let self_sel = pod(
+            json!({"metadata": {"labels": {"app": "cache"}}, "spec": {"containers": [], "affinity": {"podAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [
-                {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}]}}}}));
+                {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}]}}}}),
+        );
         assert_eq!(ok_nodes(&self_sel, &s).len(), 3);
     }
 
@@ -460,21 +477,29 @@ mod tests {
     fn anti_affinity_both_ways() {
         let mut s = snapshot();
         let spread = || {
-            Arc::new(pod(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [], "affinity": {"podAntiAffinity": {
+            Arc::new(pod(
+                json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [], "affinity": {"podAntiAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}]}}}})))
+                    {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}]}}}}),
+            ))
         };
         s.add_pod("a1", spread());
         assert_eq!(ok_nodes(&spread(), &s), vec!["b1"]);
         let st = run(&spread(), &s);
         assert_eq!(st[1].1, Status::unschedulable(ERR_REASON_ANTI_AFFINITY));
         // A plain web pod is kept out of zone a by the existing pod's anti-affinity.
-        let plain = pod(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}));
+        let plain =
+            pod(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}));
         assert_eq!(ok_nodes(&plain, &s), vec!["b1"]);
         let st = run(&plain, &s);
-        assert_eq!(st[0].1, Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY));
+        assert_eq!(
+            st[0].1,
+            Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY)
+        );
         // Other namespaces are not selected by default.
-        let other_ns = pod(json!({"metadata": {"namespace": "x", "labels": {"app": "web"}}, "spec": {"containers": []}}));
+        let other_ns = pod(
+            json!({"metadata": {"namespace": "x", "labels": {"app": "web"}}, "spec": {"containers": []}}),
+        );
         assert_eq!(ok_nodes(&other_ns, &s).len(), 3);
     }
 
@@ -483,14 +508,20 @@ mod tests {
         let mut s = snapshot();
         s.add_pod(
             "a1",
-            Arc::new(pod(json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": []}}))),
+            Arc::new(pod(
+                json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": []}}),
+            )),
         );
-        let p = pod(json!({"spec": {"containers": [], "affinity": {"podAffinity": {
+        let p = pod(
+            json!({"spec": {"containers": [], "affinity": {"podAffinity": {
             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm":
-                {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}}]}}}}));
+                {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}}]}}}}),
+        );
         let mut st = CycleState::default();
         let nodes: Vec<&NodeInfo> = s.nodes().iter().collect();
-        assert!(InterPodAffinity.pre_score(&mut st, &p, &nodes, &s).is_success());
+        assert!(InterPodAffinity
+            .pre_score(&mut st, &p, &nodes, &s)
+            .is_success());
         let mut scores: Vec<i64> = nodes
             .iter()
             .map(|n| InterPodAffinity.score(&st, &p, n).unwrap())

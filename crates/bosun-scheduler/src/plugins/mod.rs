@@ -106,7 +106,10 @@ pub(crate) mod testing {
             .pointer("/spec/priority")
             .and_then(Value::as_i64)
             .unwrap_or(0) as i32;
-        PodInfo::new(Arc::new(serde_json::from_value(v).expect("pod json")), priority)
+        PodInfo::new(
+            Arc::new(serde_json::from_value(v).expect("pod json")),
+            priority,
+        )
     }
 
     pub fn with_pod(n: &mut NodeInfo, p: PodInfo) {

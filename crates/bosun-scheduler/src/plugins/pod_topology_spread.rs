@@ -171,7 +171,11 @@ impl PreFilterPlugin for PodTopologySpread {
                 if !c.node_counts(pod, node) {
                     continue;
                 }
-                let v = node.labels().get(&c.topology_key).cloned().unwrap_or_default();
+                let v = node
+                    .labels()
+                    .get(&c.topology_key)
+                    .cloned()
+                    .unwrap_or_default();
                 *counts[i].entry(v).or_default() += c.matching_pods(pod, node);
             }
         }
@@ -273,7 +277,11 @@ impl PreScorePlugin for PodTopologySpread {
                 if !c.node_counts(pod, node) {
                     continue;
                 }
-                let v = node.labels().get(&c.topology_key).cloned().unwrap_or_default();
+                let v = node
+                    .labels()
+                    .get(&c.topology_key)
+                    .cloned()
+                    .unwrap_or_default();
                 *counts[i].entry(v).or_default() += c.matching_pods(pod, node);
             }
         }
@@ -303,7 +311,11 @@ impl ScorePlugin for PodTopologySpread {
         }
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
-            let v = node.labels().get(&c.topology_key).cloned().unwrap_or_default();
+            let v = node
+                .labels()
+                .get(&c.topology_key)
+                .cloned()
+                .unwrap_or_default();
             let cnt = s.counts[i].get(&v).copied().unwrap_or(0) as f64;
             score += cnt * s.weights[i] + (c.max_skew - 1) as f64;
         }
@@ -349,9 +361,11 @@ mod tests {
     }
 
     fn web(when: &str) -> PodInfo {
-        pod(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [],
+        pod(
+            json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [],
             "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
-                "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "web"}}}]}}))
+                "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
+        )
     }
 
     #[test]
@@ -362,14 +376,20 @@ mod tests {
         let mut st = CycleState::default();
         let (_, pre) = PodTopologySpread.pre_filter(&mut st, &p, &s);
         assert!(pre.is_success());
-        let get = |n: &str| PodTopologySpread.filter(&st, &p, s.get(n).unwrap());
-        assert_eq!(get("a1"), Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH));
-        assert!(get("b1").is_success());
-        assert_eq!(get("x"), Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH));
+        let get = |st: &CycleState, n: &str| PodTopologySpread.filter(st, &p, s.get(n).unwrap());
+        assert_eq!(
+            get(&st, "a1"),
+            Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH)
+        );
+        assert!(get(&st, "b1").is_success());
+        assert_eq!(
+            get(&st, "x"),
+            Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH)
+        );
         // Simulating the pod on a1 gone (preemption) makes a1 fit again.
         let gone = s.get("a1").unwrap().pods[0].clone();
         PodTopologySpread.remove_pod(&mut st, &p, &gone, s.get("a1").unwrap());
-        assert!(get("a1").is_success());
+        assert!(get(&st, "a1").is_success());
     }
 
     #[test]
@@ -379,7 +399,9 @@ mod tests {
         let p = web("ScheduleAnyway");
         let mut st = CycleState::default();
         let nodes: Vec<&NodeInfo> = s.nodes().iter().collect();
-        assert!(PodTopologySpread.pre_score(&mut st, &p, &nodes, &s).is_success());
+        assert!(PodTopologySpread
+            .pre_score(&mut st, &p, &nodes, &s)
+            .is_success());
         let mut scores: Vec<i64> = nodes
             .iter()
             .map(|n| PodTopologySpread.score(&st, &p, n).unwrap())
