@@ -852,6 +852,9 @@ impl Registry {
                     kops.admit_status_update(merged, &old)
                         .map_err(StatusError::internal)?
                 }
+                // Binding sets spec.nodeName, which a pod update may not change; the
+                // closure in `bind` built exactly the new object.
+                Some("binding") => (new, Vec::new()),
                 Some("finalize") => {
                     let mut merged = old.clone();
                     if let (Some(m), Some(f)) =

@@ -492,3 +492,37 @@ async fn kubectl_typed_commands_send_protobuf_and_work() {
         "0"
     );
 }
+
+/// `pods/binding`, as the scheduler uses it: sets spec.nodeName once, then refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_assigns_a_pod_once() {
+    let s = TestServer::start().await.expect("server starts");
+    s.kubectl_ok(&["create", "-f", &seed("myweb-pod.yaml")]);
+    let binding = std::env::temp_dir().join(format!("binding-{}.json", std::process::id()));
+    std::fs::write(&binding, r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"myweb"},"target":{"kind":"Node","name":"node-1"}}"#).expect("write binding");
+    let path = "/api/v1/namespaces/default/pods/myweb/binding";
+    s.kubectl_ok(&[
+        "create",
+        "--raw",
+        path,
+        "-f",
+        binding.to_str().unwrap_or_default(),
+    ]);
+    let pod = s.kubectl_ok(&[
+        "get",
+        "pod",
+        "myweb",
+        "-o",
+        "jsonpath={.spec.nodeName} {.status.conditions[?(@.type==\"PodScheduled\")].status}",
+    ]);
+    assert_eq!(pod, "node-1 True");
+    let err = s.kubectl_err(&[
+        "create",
+        "--raw",
+        path,
+        "-f",
+        binding.to_str().unwrap_or_default(),
+    ]);
+    assert!(err.contains("already assigned to node"), "{err}");
+    let _ = std::fs::remove_file(binding);
+}
