@@ -9,9 +9,13 @@
 //! - Deployment: RollingUpdate and Recreate, pod-template-hash, revisions and history,
 //!   `kubectl rollout status|history|undo|pause|resume|restart`, revisionHistoryLimit,
 //!   proportional scaling, Progressing (with deadline) and Available conditions.
+//! - Namespace lifecycle: content deleted (every discovered namespaced kind), deletion
+//!   conditions, then `finalize`; a `default` ServiceAccount in every namespace.
+//! - Garbage collector: graph from metadata watches of every deletable kind (CRDs
+//!   picked up every 30 s); background, foreground and orphan propagation,
+//!   blockOwnerDeletion, dangling owners.
 //!
-//! Missing: namespace lifecycle, ServiceAccounts, garbage collector,
-//! Endpoints/EndpointSlices, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
+//! Missing: Endpoints/EndpointSlices, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
 //! ResourceQuota, PV binding, HPA.
 //!
 //! # Shape
@@ -24,16 +28,21 @@
 
 pub mod claim;
 pub mod deployment;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod expectations;
+pub mod gc;
 pub mod informer;
 pub mod leader;
+pub mod namespace;
 pub mod queue;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod util;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
@@ -43,15 +52,22 @@ pub use error::{Error, Result};
 pub use leader::{LeaderElectionConfig, LeaderElector};
 
 use crate::deployment::DeploymentController;
+use crate::discovery::Catalog;
 use crate::events::Recorder;
+use crate::gc::GarbageCollector;
 use crate::informer::Informers;
+use crate::namespace::NamespaceController;
 use crate::replicaset::ReplicaController;
+use crate::serviceaccount::ServiceAccountController;
 
 /// The controllers this crate runs, by upstream's `--controllers` names.
 pub const CONTROLLERS: &[&str] = &[
     "replicaset-controller",
     "replicationcontroller-controller",
     "deployment-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "garbage-collector-controller",
 ];
 
 /// What runs and how: upstream kube-controller-manager's flags that apply here.
@@ -67,6 +83,12 @@ pub struct ControllerOptions {
     pub concurrent_rc_syncs: usize,
     /// `--concurrent-deployment-syncs` (5).
     pub concurrent_deployment_syncs: usize,
+    /// `--concurrent-namespace-syncs` (10).
+    pub concurrent_namespace_syncs: usize,
+    /// `--concurrent-serviceaccount-token-syncs` (5).
+    pub concurrent_serviceaccount_syncs: usize,
+    /// `--concurrent-gc-syncs` (20).
+    pub concurrent_gc_syncs: usize,
 }
 
 impl Default for ControllerOptions {
@@ -77,6 +99,9 @@ impl Default for ControllerOptions {
             concurrent_replicaset_syncs: 5,
             concurrent_rc_syncs: 5,
             concurrent_deployment_syncs: 5,
+            concurrent_namespace_syncs: 10,
+            concurrent_serviceaccount_syncs: 5,
+            concurrent_gc_syncs: 20,
         }
     }
 }
@@ -182,6 +207,22 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
             Recorder::new(client.clone(), "deployment-controller"),
         );
         let n = opts.concurrent_deployment_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    let catalog = Arc::new(Catalog::new(client.clone()));
+    if opts.enabled("namespace") {
+        let c = NamespaceController::new(&informers, catalog.clone());
+        let n = opts.concurrent_namespace_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("serviceaccount") {
+        let c = ServiceAccountController::new(&informers);
+        let n = opts.concurrent_serviceaccount_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("garbage-collector") {
+        let c = GarbageCollector::new(client.clone(), catalog.clone());
+        let n = opts.concurrent_gc_syncs;
         tasks.spawn(async move { c.run(n).await });
     }
     informers.start(&mut tasks);

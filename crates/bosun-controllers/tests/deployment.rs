@@ -100,8 +100,7 @@ async fn wait_rolled_out(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_undo_pause_resume_restart() -> anyhow::Result<()> {
     let h = start().await?.with_kubelet().await?;
-    h.server
-        .kubectl_stdin(&["apply", "-f", "-"], &nginx("web", 3, ""));
+    apply(&h.server, &nginx("web", 3, ""));
     let rss = wait_rolled_out(&h.client, "web", "nginx:1.0", 3).await?;
     assert_eq!(rss.len(), 1);
     let first = &rss[0];
@@ -244,8 +243,8 @@ async fn rolling_update_undo_pause_resume_restart() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_stops_old_pods_before_starting_new_ones() -> anyhow::Result<()> {
     let h = start().await?.with_kubelet().await?;
-    h.server.kubectl_stdin(
-        &["apply", "-f", "-"],
+    apply(
+        &h.server,
         &nginx("rec", 2, "  strategy:\n    type: Recreate"),
     );
     wait_rolled_out(&h.client, "rec", "nginx:1.0", 2).await?;
@@ -295,10 +294,7 @@ async fn recreate_stops_old_pods_before_starting_new_ones() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revision_history_limit_prunes_old_replicasets() -> anyhow::Result<()> {
     let h = start().await?.with_kubelet().await?;
-    h.server.kubectl_stdin(
-        &["apply", "-f", "-"],
-        &nginx("hist", 1, "  revisionHistoryLimit: 1"),
-    );
+    apply(&h.server, &nginx("hist", 1, "  revisionHistoryLimit: 1"));
     wait_rolled_out(&h.client, "hist", "nginx:1.0", 1).await?;
     for v in ["2.0", "3.0", "4.0"] {
         h.server.kubectl_ok(&[
@@ -325,8 +321,8 @@ async fn revision_history_limit_prunes_old_replicasets() -> anyhow::Result<()> {
 async fn progress_deadline_exceeded_is_reported() -> anyhow::Result<()> {
     // No kubelet: pods never become ready.
     let h = start().await?;
-    h.server.kubectl_stdin(
-        &["apply", "-f", "-"],
+    apply(
+        &h.server,
         &nginx("stuck", 2, "  progressDeadlineSeconds: 2"),
     );
     let d: Api<Deployment> = Api::namespaced(h.client.clone(), "default");

@@ -210,6 +210,12 @@ pub async fn wait_pods(
     .await
 }
 
-pub fn apply_yaml(server: &TestServer, yaml: &str) {
-    server.kubectl_stdin(&["apply", "-f", "-"], yaml);
+/// `kubectl apply -f -` of `yaml`, failing the test when kubectl fails.
+pub fn apply(server: &TestServer, yaml: &str) {
+    let out = server.kubectl_stdin(&["apply", "-f", "-"], yaml);
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
