@@ -661,7 +661,7 @@ mod tests {
         let inits = s.init_container_statuses.unwrap();
         assert!(inits[0].state.as_ref().unwrap().terminated.is_some());
         assert!(inits[1].state.as_ref().unwrap().running.is_some());
-        assert_eq!(s.container_statuses.unwrap()[0].ready, true);
+        assert!(s.container_statuses.unwrap()[0].ready);
     }
 
     #[test]

@@ -122,7 +122,7 @@ async fn nodes_register_and_pods_run_and_terminate() -> Result<()> {
         .unwrap_or_default()
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True"));
-    assert_eq!(st.container_statuses.unwrap_or_default()[0].ready, true);
+    assert!(st.container_statuses.unwrap_or_default()[0].ready);
 
     // Graceful deletion completes: the pod disappears.
     pods.delete("p1", &DeleteParams::default()).await?;

@@ -170,7 +170,7 @@ fn pick(mut cands: Vec<Candidate>) -> Option<Candidate> {
             .sum();
         (c.pdb_violations, top, sum, c.victims.len())
     };
-    cands.sort_by(|a, b| key(a).cmp(&key(b)));
+    cands.sort_by_key(key);
     cands.into_iter().next()
 }
 
