@@ -46,7 +46,7 @@ fn body_file(s: &TestServer, name: &str, body: &[u8]) -> PathBuf {
 
 /// `kubectl create --raw PATH -f FILE`: POSTs the file as it is, so the server (not
 /// kubectl's own parser) judges it. Returns stderr; the call must fail.
-fn raw_create_fails(s: &TestServer, path: &str, file: &PathBuf) -> String {
+fn raw_create_fails(s: &TestServer, path: &str, file: &std::path::Path) -> String {
     let file = file.to_string_lossy();
     let out = s.kubectl(&["create", "--raw", path, "-f", &file]);
     assert!(
