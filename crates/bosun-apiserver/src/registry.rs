@@ -502,14 +502,13 @@ impl Registry {
                 def.kind
             )));
         }
-        let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
+        // A missing kind or apiVersion takes the URL's, as upstream's decoder defaults them.
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .unwrap_or(def.kind);
         let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        if kind.is_empty() {
-            return Err(StatusError::bad_request(format!(
-                "Object 'Kind' is missing in '{}'",
-                truncate(&v.to_string(), 200)
-            )));
-        }
         if kind != def.kind {
             return Err(StatusError::bad_request(format!(
                 "{kind} in version {:?} cannot be handled as a {}: the kind in the data ({kind}) does not match the expected kind ({})",
@@ -848,6 +847,23 @@ impl Registry {
                             Some(s) => m.insert("status".into(), s.clone()),
                             None => m.remove("status"),
                         };
+                    }
+                    // Pod QoS is set at creation; old kubelets drop it from status updates, so
+                    // upstream backfills it from the stored pod.
+                    if def.kind == "Pod" {
+                        let missing = merged
+                            .pointer("/status/qosClass")
+                            .and_then(Value::as_str)
+                            .map(str::is_empty)
+                            .unwrap_or(true);
+                        if let (true, Some(q)) = (missing, old.pointer("/status/qosClass").cloned())
+                        {
+                            if let Some(st) =
+                                merged.get_mut("status").and_then(Value::as_object_mut)
+                            {
+                                st.insert("qosClass".into(), q);
+                            }
+                        }
                     }
                     kops.admit_status_update(merged, &old)
                         .map_err(StatusError::internal)?
@@ -1683,18 +1699,6 @@ fn apply_unsupported() -> StatusError {
     StatusError::unsupported_media_type(
         "server-side apply is not supported yet by bosun: use client-side apply (kubectl apply without --server-side)",
     )
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        s.to_string()
-    } else {
-        let mut end = n;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
-    }
 }
 
 /// A continue token: the list's revision and the last key returned.
