@@ -408,6 +408,7 @@ pub struct Cache {
     resources: HashMap<&'static str, Arc<ResourceCache>>,
     rv_tx: watch::Sender<Revision>,
     rv_rx: watch::Receiver<Revision>,
+    follower: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Cache {
@@ -428,10 +429,11 @@ impl Cache {
             resources,
             rv_tx,
             rv_rx,
+            follower: parking_lot::Mutex::new(None),
         });
         let rv = cache.load().await?;
         let c = cache.clone();
-        tokio::spawn(async move { c.follow(rv).await });
+        *cache.follower.lock() = Some(tokio::spawn(async move { c.follow(rv).await }));
         Ok(cache)
     }
 
@@ -554,6 +556,18 @@ impl Cache {
             .map_err(|e| StatusError::internal(e.to_string()))?;
         self.wait_for(current, Duration::from_secs(3)).await?;
         Ok(current)
+    }
+
+    /// Stops following the store (the server is stopping), releasing it.
+    pub fn stop(&self) {
+        if let Some(t) = self.follower.lock().take() {
+            t.abort();
+        }
+        // End every open watch, so clients reconnect (to whichever server serves next).
+        for rc in self.resources.values() {
+            let (tx, _) = broadcast::channel(16);
+            rc.state.write().tx = tx;
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

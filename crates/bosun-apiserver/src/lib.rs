@@ -171,6 +171,7 @@ impl Server {
     /// Stops accepting, lets open requests finish briefly, and returns.
     pub async fn stop(mut self) {
         self.compactor.abort();
+        self.state.registry.cache.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
