@@ -192,6 +192,9 @@ struct State {
     /// The revision of the last event applied to this resource.
     rv: Revision,
     tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// Set when the server stops: no new watch starts on a cache that no longer follows
+    /// the store.
+    stopped: bool,
 }
 
 /// The cache of one stored resource.
@@ -233,6 +236,7 @@ impl ResourceCache {
                 history_from: 0,
                 rv: 0,
                 tx,
+                stopped: false,
             }),
             capacity,
             global_rv,
@@ -292,6 +296,11 @@ impl ResourceCache {
         prefix: &str,
     ) -> Result<(Subscription, Option<Snapshot>), StatusError> {
         let st = self.state.read();
+        if st.stopped {
+            return Err(StatusError::service_unavailable(
+                "the server is shutting down; retry the watch",
+            ));
+        }
         let rx = st.tx.subscribe();
         let current = self.current_rv(&st);
         match from {
@@ -566,7 +575,9 @@ impl Cache {
         // End every open watch, so clients reconnect (to whichever server serves next).
         for rc in self.resources.values() {
             let (tx, _) = broadcast::channel(16);
-            rc.state.write().tx = tx;
+            let mut st = rc.state.write();
+            st.tx = tx;
+            st.stopped = true;
         }
     }
 

@@ -171,10 +171,14 @@ impl Server {
     /// Stops accepting, lets open requests finish briefly, and returns.
     pub async fn stop(mut self) {
         self.compactor.abort();
-        self.state.registry.cache.stop();
+        // Stop accepting (and tell HTTP/2 clients to go away) first, then end the watches:
+        // a client that re-watches in between gets 503 from the stopped cache rather than a
+        // watch that would never see another event.
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        tokio::task::yield_now().await;
+        self.state.registry.cache.stop();
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }

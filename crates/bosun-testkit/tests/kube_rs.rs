@@ -778,6 +778,11 @@ async fn watcher_survives_restart(config: watcher::Config) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_sees_every_state_across_a_restart() {
+    watcher_survives_restart(watcher::Config::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_list_watcher_sees_every_state_across_a_restart() {
     watcher_survives_restart(watcher::Config::default().streaming_lists()).await;
 }

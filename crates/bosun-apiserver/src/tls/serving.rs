@@ -141,6 +141,8 @@ pub async fn serve(
         .max_concurrent_streams(HTTP2_MAX_STREAMS);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    // Connections still open when the grace period ends are closed through this.
+    let (force_close, force_closed) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -161,6 +163,7 @@ pub async fn serve(
         let builder = builder.clone();
         let app = app.clone();
         let authn = authn.clone();
+        let mut force_closed = force_closed.clone();
         let span = tracing::debug_span!("connection", %peer);
         tokio::spawn(
             async move {
@@ -171,8 +174,15 @@ pub async fn serve(
                     handle(req, app.clone(), authn.clone(), cert_user.clone(), peer)
                 });
                 let conn = builder.serve_connection_with_upgrades(io, service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                tokio::select! {
+                    res = watcher.watch(conn.into_owned()) => {
+                        if let Err(e) = res {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    }
+                    // Dropping the connection closes the socket: clients see it end and
+                    // reconnect to whichever server serves next.
+                    _ = force_closed.wait_for(|closed| *closed) => {}
                 }
             }
             .instrument(span),
@@ -183,9 +193,10 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::debug!("connections still open after the shutdown grace period");
+            tracing::debug!("closing connections still open after the shutdown grace period");
         }
     }
+    let _ = force_close.send(true);
 }
 
 type TlsIo = TokioIo<tokio_rustls::server::TlsStream<TcpStream>>;
