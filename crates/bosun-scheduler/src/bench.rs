@@ -75,6 +75,9 @@ pub struct BenchReport {
     pub latency_p90_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
+    /// Seconds until the last measured creation returned: when close to `seconds`,
+    /// creating the pods, not scheduling them, set the pace.
+    pub create_seconds: f64,
     /// Seconds to register the hollow nodes.
     pub setup_seconds: f64,
     pub peak_rss_mib: f64,
@@ -92,7 +95,9 @@ impl BenchReport {
             "podsPerSecond": self.pods_per_second,
             "latencyMs": {"p50": self.latency_p50_ms, "p90": self.latency_p90_ms,
                           "p99": self.latency_p99_ms, "max": self.latency_max_ms},
+            "createSeconds": self.create_seconds,
             "setupSeconds": self.setup_seconds,
+            "schedulingCycleMicrosPerPod": self.scheduler.map(|s| s.cycle_nanos as f64 / 1000.0 / s.attempts.max(1) as f64),
             "peakRssMiB": self.peak_rss_mib,
         })
     }
@@ -110,6 +115,7 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(f, "  node setup       {:>10.1} s", self.setup_seconds)?;
         writeln!(f, "  duration         {:>10.2} s", self.seconds)?;
+        writeln!(f, "  creating took    {:>10.2} s", self.create_seconds)?;
         writeln!(
             f,
             "  throughput       {:>10.0} pods/s",
@@ -294,6 +300,7 @@ pub async fn run(client: kube::Client, opts: BenchOptions) -> Result<BenchReport
     let sent = Mutex::new(HashMap::new());
     let start = Instant::now();
     create_all(&api, &ns, measured.clone(), opts.create_concurrency, &sent).await?;
+    let create_seconds = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + opts.timeout;
     let want = opts.initial_pods + opts.pods;
     while bound_at.lock().len() < want && Instant::now() < deadline {
@@ -331,6 +338,7 @@ pub async fn run(client: kube::Client, opts: BenchOptions) -> Result<BenchReport
         latency_p90_ms: percentile(&lat, 0.90),
         latency_p99_ms: percentile(&lat, 0.99),
         latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        create_seconds,
         setup_seconds,
         peak_rss_mib: *peak.lock(),
         scheduler: sched.as_ref().map(|s| s.stats()),

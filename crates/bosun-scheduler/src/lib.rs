@@ -124,6 +124,8 @@ pub struct Stats {
     pub unschedulable: AtomicU64,
     pub errors: AtomicU64,
     pub preemptions: AtomicU64,
+    /// Time spent in scheduling cycles (filter, score, assume), in nanoseconds.
+    pub cycle_nanos: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -136,6 +138,7 @@ pub struct StatsSnapshot {
     pub unschedulable: u64,
     pub errors: u64,
     pub preemptions: u64,
+    pub cycle_nanos: u64,
 }
 
 impl Stats {
@@ -149,6 +152,7 @@ impl Stats {
             unschedulable: g(&self.unschedulable),
             errors: g(&self.errors),
             preemptions: g(&self.preemptions),
+            cycle_nanos: g(&self.cycle_nanos),
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct QueueConfig {
     pub max_in_unschedulable: Duration,
 }
 
+/// How often pods left unschedulable too long are looked for (upstream's
+/// `flushUnschedulablePodsLeftover` period).
+const LEFTOVER_FLUSH_PERIOD: Duration = Duration::from_secs(30);
+
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
@@ -92,6 +96,9 @@ pub struct SchedulingQueue {
     /// (uid, gen), a binary heap by `sort`.
     heap: Vec<(String, u64)>,
     backoff: BTreeMap<(Instant, u64), String>,
+    /// Uids in the unschedulable pool, so events scan only them.
+    unsched: HashSet<String>,
+    next_leftover_flush: Instant,
     next_gen: u64,
 }
 
@@ -103,6 +110,8 @@ impl SchedulingQueue {
             entries: HashMap::new(),
             heap: Vec::new(),
             backoff: BTreeMap::new(),
+            unsched: HashSet::new(),
+            next_leftover_flush: Instant::now() + LEFTOVER_FLUSH_PERIOD,
             next_gen: 0,
         }
     }
@@ -163,6 +172,7 @@ impl SchedulingQueue {
     }
 
     pub fn delete(&mut self, uid: &str) -> bool {
+        self.unsched.remove(uid);
         self.entries.remove(uid).is_some()
     }
 
@@ -187,6 +197,7 @@ impl SchedulingQueue {
     pub fn add_unschedulable(&mut self, mut qp: QueuedPodInfo, now: Instant) {
         qp.timestamp = now;
         let gen = self.bump();
+        self.unsched.insert(qp.info.uid.clone());
         self.entries.insert(
             qp.info.uid.clone(),
             Entry {
@@ -214,6 +225,7 @@ impl SchedulingQueue {
 
     /// To active if its back-off has passed, else to the back-off queue.
     fn requeue(&mut self, qp: QueuedPodInfo, now: Instant) {
+        self.unsched.remove(&qp.info.uid);
         let until = qp.timestamp + self.backoff_of(&qp);
         if until <= now {
             self.push_active(qp);
@@ -234,12 +246,14 @@ impl SchedulingQueue {
     /// Moves the unschedulable pods `event` may help.
     pub fn move_for(&mut self, event: ClusterEvent, now: Instant) -> usize {
         let uids: Vec<String> = self
-            .entries
+            .unsched
             .iter()
-            .filter(|(_, e)| {
-                e.place == Place::Unschedulable && event.may_help(&e.qp.unschedulable_plugins)
+            .filter(|uid| {
+                self.entries.get(*uid).is_some_and(|e| {
+                    e.place == Place::Unschedulable && event.may_help(&e.qp.unschedulable_plugins)
+                })
             })
-            .map(|(k, _)| k.clone())
+            .cloned()
             .collect();
         for uid in &uids {
             if let Some(e) = self.entries.remove(uid) {
@@ -270,12 +284,20 @@ impl SchedulingQueue {
                 }
             }
         }
+        if now < self.next_leftover_flush {
+            return;
+        }
+        self.next_leftover_flush = now + LEFTOVER_FLUSH_PERIOD;
         let limit = self.cfg.max_in_unschedulable;
         let stale: Vec<String> = self
-            .entries
+            .unsched
             .iter()
-            .filter(|(_, e)| e.place == Place::Unschedulable && now >= e.qp.timestamp + limit)
-            .map(|(k, _)| k.clone())
+            .filter(|uid| {
+                self.entries
+                    .get(*uid)
+                    .is_some_and(|e| now >= e.qp.timestamp + limit)
+            })
+            .cloned()
             .collect();
         for uid in stale {
             if let Some(e) = self.entries.remove(&uid) {
@@ -287,12 +309,7 @@ impl SchedulingQueue {
     /// When `flush` next has something to do.
     pub fn next_wakeup(&self) -> Option<Instant> {
         let backoff = self.backoff.keys().next().map(|(t, _)| *t);
-        let unsched = self
-            .entries
-            .values()
-            .filter(|e| e.place == Place::Unschedulable)
-            .map(|e| e.qp.timestamp + self.cfg.max_in_unschedulable)
-            .min();
+        let unsched = (!self.unsched.is_empty()).then_some(self.next_leftover_flush);
         match (backoff, unsched) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -470,7 +487,10 @@ mod tests {
         q.add_unschedulable(qp, t);
         q.flush(t + Duration::from_secs(299));
         assert!(!q.has_active());
+        // Leftovers are looked for every 30 s.
         q.flush(t + Duration::from_secs(300));
+        assert!(!q.has_active());
+        q.flush(t + Duration::from_secs(329));
         assert!(q.pop().is_some());
     }
 }

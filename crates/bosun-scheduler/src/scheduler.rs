@@ -609,8 +609,16 @@ impl Scheduler {
     }
 
     /// One scheduling cycle for one pod.
-    fn schedule_one(&mut self, mut qp: QueuedPodInfo) {
+    fn schedule_one(&mut self, qp: QueuedPodInfo) {
         self.stats.attempts.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        self.schedule_attempt(qp);
+        self.stats
+            .cycle_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn schedule_attempt(&mut self, mut qp: QueuedPodInfo) {
         let pod = qp.info.clone();
         let mut state = CycleState::default();
         let span = tracing::debug_span!("schedule", pod = %pod.key, attempt = qp.attempts);

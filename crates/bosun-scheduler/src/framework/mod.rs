@@ -130,6 +130,9 @@ pub struct CycleState {
     pub skip_filter: HashSet<&'static str>,
     /// Plugins whose PreScore returned Skip: their Score is not called.
     pub skip_score: HashSet<&'static str>,
+    /// Per Filter plugin of the framework, whether it runs: computed once after
+    /// PreFilter so the per-node loop needs no set lookups.
+    filter_mask: Option<Vec<bool>>,
 }
 
 impl Clone for CycleState {
@@ -142,6 +145,7 @@ impl Clone for CycleState {
                 .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
+            filter_mask: self.filter_mask.clone(),
         }
     }
 }
@@ -319,7 +323,10 @@ impl Framework {
                     state.skip_filter.insert(p.name());
                     continue;
                 }
-                _ => return (None, st.with_plugin(p.name())),
+                _ => {
+                    state.filter_mask = None;
+                    return (None, st.with_plugin(p.name()));
+                }
             }
             if let Some(set) = res.and_then(|r| r.node_names) {
                 nodes = Some(match nodes {
@@ -338,13 +345,27 @@ impl Framework {
                 }
             }
         }
+        state.filter_mask = Some(
+            self.filter
+                .iter()
+                .map(|p| !state.skip_filter.contains(p.name()))
+                .collect(),
+        );
         (nodes, Status::success())
     }
 
     /// Filter of every plugin on one node, stopping at the first rejection.
     pub fn run_filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        for p in &self.filter {
-            if state.skip_filter.contains(p.name()) {
+        let mask = state
+            .filter_mask
+            .as_ref()
+            .filter(|m| m.len() == self.filter.len());
+        for (i, p) in self.filter.iter().enumerate() {
+            let skip = match mask {
+                Some(m) => !m[i],
+                None => state.skip_filter.contains(p.name()),
+            };
+            if skip {
                 continue;
             }
             let st = p.filter(state, pod, node);

@@ -13,6 +13,10 @@ pub struct Machine {
     /// The filesystem the data directories are on (from /proc/mounts).
     pub filesystem: String,
     pub date: String,
+    /// /proc/loadavg's 1-, 5- and 15-minute figures when the run started: other work on
+    /// the machine takes cores from the server and the client.
+    pub load_before: String,
+    pub load_after: String,
 }
 
 impl Machine {
@@ -36,7 +40,20 @@ impl Machine {
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             filesystem: filesystem_of(data_dir, &read("/proc/mounts")),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            load_before: load_average(),
+            load_after: String::new(),
         }
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let v: Vec<&str> = text.split_whitespace().take(3).collect();
+    if v.is_empty() {
+        "unknown".into()
+    } else {
+        v.join(" ")
     }
 }
 

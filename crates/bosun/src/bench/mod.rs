@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use client::Endpoint;
-use report::{Backend, Report, Sizes};
+use report::{Backend, PhaseCpu, Report, Sizes};
 use server::ServerChild;
 
 /// The namespace every benchmark object lives in.
@@ -93,6 +93,10 @@ pub struct ApiArgs {
     /// SQLite baseline runs on the same disk.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Keep the controllers and the scheduler running in the server under test (off by
+    /// default: they would add their own writes, e.g. a scheduling status per pod).
+    #[arg(long)]
+    pub control_loops: bool,
     /// The binary run as `SERVER_BIN server ...` (default: this executable).
     #[arg(long, hide = true)]
     pub server_bin: Option<PathBuf>,
@@ -166,7 +170,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
 
     progress("starting `bosun server` on the embedded store");
     let sqlite = {
-        let child = ServerChild::start(&bin, &parent, None).await?;
+        let child = ServerChild::start(&bin, &parent, None, args.control_loops).await?;
         let mut b = backend_run(&child, &sizes, true).await;
         b.raw_store_per_sec = Some(raw_sqlite);
         b.raw_store_what = format!(
@@ -179,6 +183,8 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
 
     let etcd = etcd_column(&args, &bin, &parent, &sizes).await?;
 
+    let mut machine = machine;
+    machine.load_after = machine::load_average();
     let report = Report::new(machine, sizes, sqlite, etcd);
     if args.json {
         println!(
@@ -229,7 +235,7 @@ async fn etcd_column(
     ));
     let raw = bosun_store_etcd::bench_creates(&endpoints, raw_n, raw_c).await;
     progress("starting `bosun server` on etcd");
-    let child = ServerChild::start(bin, parent, Some(etcd.endpoint())).await?;
+    let child = ServerChild::start(bin, parent, Some(etcd.endpoint()), args.control_loops).await?;
     let mut b = backend_run(&child, sizes, false).await;
     match raw {
         Ok(r) => b.raw_store_per_sec = Some(r),
@@ -273,8 +279,11 @@ async fn backend_steps(
         // The levels add up to exactly --pods, so LIST and RSS see that many.
         let n = sizes.pods / levels + usize::from(i < sizes.pods % levels);
         progress(&format!("creates: {n} pods with {clients} clients"));
+        let m = Meter::start(child);
         let r =
             scenarios::creates(&endpoint, NAMESPACE, clients, n, &format!("c{clients}")).await?;
+        b.cpu
+            .push(m.finish(child, format!("creates, {clients} clients"), r.pods));
         names.extend(r.names.iter().cloned());
         b.creates.push(r);
     }
@@ -288,41 +297,90 @@ async fn backend_steps(
         "cached GETs: {} by {} callers over {} connections",
         sizes.gets, sizes.get_callers, sizes.get_connections
     ));
-    b.gets = Some(
-        scenarios::gets(
-            &endpoint,
-            NAMESPACE,
-            names.clone(),
-            sizes.get_callers,
-            sizes.get_connections,
-            sizes.gets,
-        )
-        .await?,
-    );
+    let m = Meter::start(child);
+    let gets = scenarios::gets(
+        &endpoint,
+        NAMESPACE,
+        names.clone(),
+        sizes.get_callers,
+        sizes.get_connections,
+        sizes.gets,
+    )
+    .await?;
+    b.cpu
+        .push(m.finish(child, "cached GETs".into(), gets.requests));
+    b.gets = Some(gets);
 
     progress(&format!(
         "LIST of {} pods, {} runs each",
         names.len(),
         sizes.list_runs
     ));
+    let m = Meter::start(child);
     b.lists = scenarios::lists(&endpoint, NAMESPACE, sizes.list_runs, names.len()).await?;
+    let lists = b.lists.iter().map(|l| l.runs).sum();
+    b.cpu
+        .push(m.finish(child, "LISTs (all variants)".into(), lists));
     b.rss_after_lists = Some(child.memory()?);
 
     progress(&format!(
         "watch fan-out: {} watchers over {} connections, {} writes",
         sizes.watchers, sizes.watch_connections, sizes.watch_writes
     ));
-    b.fanout = Some(
-        scenarios::fanout(
-            &endpoint,
-            NAMESPACE,
-            sizes.watchers,
-            sizes.watch_connections,
-            sizes.watch_writes,
-            || child.memory(),
-        )
-        .await?,
-    );
+    let m = Meter::start(child);
+    let fanout = scenarios::fanout(
+        &endpoint,
+        NAMESPACE,
+        sizes.watchers,
+        sizes.watch_connections,
+        sizes.watch_writes,
+        || child.memory(),
+    )
+    .await?;
+    b.cpu.push(m.finish(
+        child,
+        "watch fan-out (opening watches, then writes)".into(),
+        fanout.writes,
+    ));
+    b.fanout = Some(fanout);
     b.rss_end = Some(child.memory()?);
     Ok(())
+}
+
+/// CPU time of the server and of this process over one phase: the figure that does not
+/// depend on what else the machine runs.
+struct Meter {
+    wall: std::time::Instant,
+    server: Option<f64>,
+    client: f64,
+}
+
+impl Meter {
+    fn start(child: &ServerChild) -> Meter {
+        Meter {
+            wall: std::time::Instant::now(),
+            server: child.cpu_seconds().ok(),
+            client: server::own_cpu_seconds(),
+        }
+    }
+
+    fn finish(self, child: &ServerChild, phase: String, ops: usize) -> PhaseCpu {
+        let wall_s = self.wall.elapsed().as_secs_f64();
+        let server_cpu_s = match (self.server, child.cpu_seconds().ok()) {
+            (Some(a), Some(b)) => b - a,
+            _ => f64::NAN,
+        };
+        let client_cpu_s = server::own_cpu_seconds() - self.client;
+        let per_op = |cpu: f64| cpu * 1e6 / ops.max(1) as f64;
+        PhaseCpu {
+            phase,
+            ops,
+            wall_s,
+            server_cpu_s,
+            client_cpu_s,
+            server_us_per_op: per_op(server_cpu_s),
+            client_us_per_op: per_op(client_cpu_s),
+            server_cores: server_cpu_s / wall_s.max(f64::MIN_POSITIVE),
+        }
+    }
 }

@@ -60,6 +60,7 @@ pub struct Backend {
     pub rss_at_pods: Option<Memory>,
     pub rss_after_lists: Option<Memory>,
     pub rss_end: Option<Memory>,
+    pub cpu: Vec<PhaseCpu>,
     /// Why the run stopped early.
     pub error: Option<String>,
     pub server_log_tail: Option<String>,
@@ -79,6 +80,7 @@ impl Backend {
             rss_at_pods: None,
             rss_after_lists: None,
             rss_end: None,
+            cpu: Vec::new(),
             error: None,
             server_log_tail: None,
         }
@@ -106,6 +108,21 @@ impl Backend {
             .map(|m| m.rss_mib)
             .max_by(f64::total_cmp)
     }
+}
+
+/// CPU spent on one phase by the server and by the benchmark client (which share the
+/// machine's cores).
+#[derive(Debug, Serialize)]
+pub struct PhaseCpu {
+    pub phase: String,
+    pub ops: usize,
+    pub wall_s: f64,
+    pub server_cpu_s: f64,
+    pub client_cpu_s: f64,
+    pub server_us_per_op: f64,
+    pub client_us_per_op: f64,
+    /// Cores the server kept busy on average.
+    pub server_cores: f64,
 }
 
 /// One target and whether the run met it.
@@ -165,6 +182,11 @@ impl Report {
             out,
             "bosun bench api  {}  {} CPUs ({}), {:.1} GiB, Linux {}\ndata on {}",
             m.date, m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.filesystem
+        );
+        let _ = writeln!(
+            out,
+            "load average before / after: {} / {}",
+            m.load_before, m.load_after
         );
         let _ = writeln!(out, "client: {}\n", self.client);
         let mut t = Table::default();
@@ -315,6 +337,28 @@ impl Report {
         ]);
         out.push_str(&t.render());
         out.push('\n');
+        for (name, b) in [("embedded SQLite", Some(s)), ("etcd", e)] {
+            let Some(b) = b.filter(|b| !b.cpu.is_empty()) else {
+                continue;
+            };
+            let mut t = Table::default();
+            t.row([
+                format!("CPU per op, {name}"),
+                "server µs/op".into(),
+                "client µs/op".into(),
+                "server cores".into(),
+            ]);
+            for c in &b.cpu {
+                t.row([
+                    format!("{} ({} ops)", c.phase, c.ops),
+                    format!("{:.0}", c.server_us_per_op),
+                    format!("{:.0}", c.client_us_per_op),
+                    format!("{:.2}", c.server_cores),
+                ]);
+            }
+            out.push_str(&t.render());
+            out.push('\n');
+        }
         for v in &self.verdicts {
             let _ = writeln!(
                 out,

@@ -70,10 +70,13 @@ pub struct ServerChild {
 impl ServerChild {
     /// Runs `BIN server` on 127.0.0.1, a free port and a data directory under `parent`
     /// (on etcd at `etcd` when given) and waits until it serves.
+    /// Without `control_loops` the controllers and the scheduler are off, so that only the
+    /// API server's own work is measured (the scheduler would add a status write per pod).
     pub async fn start(
         bin: &Path,
         parent: &Path,
         etcd: Option<&str>,
+        control_loops: bool,
     ) -> Result<ServerChild, ServerError> {
         let dir = tempfile::Builder::new()
             .prefix("bosun-bench-server-")
@@ -99,6 +102,9 @@ impl ServerChild {
         ]);
         if let Some(ep) = etcd {
             cmd.arg("--datastore-endpoint").arg(ep);
+        }
+        if !control_loops {
+            cmd.args(["--controllers=", "--disable-scheduler"]);
         }
         // The server's own flags come from the command line only.
         cmd.env_remove("BOSUN_DATA_DIR");
@@ -171,6 +177,19 @@ impl ServerChild {
         })
     }
 
+    /// CPU time the child has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, ServerError> {
+        let pid = self.pid;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|source| ServerError::Proc { pid, source })?;
+        stat_cpu_ticks(&text)
+            .map(|t| t as f64 / clock_ticks_per_second())
+            .ok_or(ServerError::ProcField {
+                pid,
+                field: "utime/stime",
+            })
+    }
+
     /// The last lines the server logged.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -191,6 +210,41 @@ impl Drop for ServerChild {
     }
 }
 
+/// utime + stime of a /proc/PID/stat line, in clock ticks. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted after its closing parenthesis.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// CPU time this process has used so far (user + system, all threads), in seconds.
+pub fn own_cpu_seconds() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return 0.0;
+    }
+    // SAFETY: getrusage succeeded, so the struct is initialized.
+    let ru = unsafe { ru.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 /// A `NAME:   123 kB` line of /proc/PID/status, in KiB.
 fn status_kib(status: &str, name: &str) -> Option<u64> {
     status.lines().find_map(|l| {
@@ -209,6 +263,15 @@ mod tests {
         assert_eq!(status_kib(s, "VmRSS"), Some(102_400));
         assert_eq!(status_kib(s, "VmHWM"), Some(204_800));
         assert_eq!(status_kib(s, "VmSwap"), None);
+    }
+
+    #[test]
+    fn stat_counts_fields_after_the_name() {
+        let s = "42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0";
+        assert_eq!(stat_cpu_ticks(s), Some(300));
+        assert_eq!(stat_cpu_ticks("42 (x) S 1"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(stat_cpu_ticks(&own).is_some());
     }
 
     #[test]

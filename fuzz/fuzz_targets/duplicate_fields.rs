@@ -1,0 +1,4 @@
+//! cargo-fuzz target: `bosun_fuzz::duplicate_fields` on every input (what it checks is documented there).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bosun_fuzz::duplicate_fields(data));
