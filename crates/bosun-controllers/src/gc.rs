@@ -628,6 +628,7 @@ impl GarbageCollector {
 
     async fn delete(&self, id: &Identity, dp: DeleteParams) -> Result<()> {
         let (api, _) = self.api_for(id).await?;
+        tracing::debug!(kind = %id.kind, namespace = %id.namespace, name = %id.name, "garbage collector deleting");
         let dp = dp.preconditions(Preconditions {
             uid: Some(id.uid.clone()),
             resource_version: None,

@@ -14,8 +14,11 @@
 //! - Garbage collector: graph from metadata watches of every deletable kind (CRDs
 //!   picked up every 30 s); background, foreground and orphan propagation,
 //!   blockOwnerDeletion, dangling owners.
+//! - Endpoints and EndpointSlices: ready/not-ready addresses, named target ports per pod,
+//!   headless Services, publishNotReadyAddresses, slices of ≤100 owned by the Service,
+//!   a tracker so a stale cache never causes duplicate slices.
 //!
-//! Missing: Endpoints/EndpointSlices, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
+//! Missing: EndpointSlice mirroring for selectorless Services, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
 //! ResourceQuota, PV binding, HPA.
 //!
 //! # Shape
@@ -29,6 +32,7 @@
 pub mod claim;
 pub mod deployment;
 pub mod discovery;
+pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod expectations;
@@ -53,6 +57,7 @@ pub use leader::{LeaderElectionConfig, LeaderElector};
 
 use crate::deployment::DeploymentController;
 use crate::discovery::Catalog;
+use crate::endpoints::{EndpointSliceController, EndpointsController};
 use crate::events::Recorder;
 use crate::gc::GarbageCollector;
 use crate::informer::Informers;
@@ -68,6 +73,8 @@ pub const CONTROLLERS: &[&str] = &[
     "namespace-controller",
     "serviceaccount-controller",
     "garbage-collector-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
 ];
 
 /// What runs and how: upstream kube-controller-manager's flags that apply here.
@@ -89,6 +96,10 @@ pub struct ControllerOptions {
     pub concurrent_serviceaccount_syncs: usize,
     /// `--concurrent-gc-syncs` (20).
     pub concurrent_gc_syncs: usize,
+    /// `--concurrent-endpoint-syncs` (5).
+    pub concurrent_endpoint_syncs: usize,
+    /// `--concurrent-service-endpoint-syncs` (5).
+    pub concurrent_service_endpoint_syncs: usize,
 }
 
 impl Default for ControllerOptions {
@@ -102,6 +113,8 @@ impl Default for ControllerOptions {
             concurrent_namespace_syncs: 10,
             concurrent_serviceaccount_syncs: 5,
             concurrent_gc_syncs: 20,
+            concurrent_endpoint_syncs: 5,
+            concurrent_service_endpoint_syncs: 5,
         }
     }
 }
@@ -223,6 +236,16 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
     if opts.enabled("garbage-collector") {
         let c = GarbageCollector::new(client.clone(), catalog.clone());
         let n = opts.concurrent_gc_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("endpoints") {
+        let c = EndpointsController::new(&informers);
+        let n = opts.concurrent_endpoint_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("endpointslice") {
+        let c = EndpointSliceController::new(&informers);
+        let n = opts.concurrent_service_endpoint_syncs;
         tasks.spawn(async move { c.run(n).await });
     }
     informers.start(&mut tasks);

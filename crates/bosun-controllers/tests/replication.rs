@@ -259,7 +259,7 @@ async fn no_over_creation_when_500_pods_are_deleted_at_once() -> anyhow::Result<
     }))?;
     let rss: Api<ReplicaSet> = Api::namespaced(h.client.clone(), "default");
     rss.create(&PostParams::default(), &rs).await?;
-    wait_for(120, "500 replicas in status", || async {
+    wait_for(300, "500 replicas in status", || async {
         let s = rss.get("burst").await?.status.unwrap_or_default();
         Ok((s.replicas == 500).then_some(()))
     })
@@ -272,7 +272,7 @@ async fn no_over_creation_when_500_pods_are_deleted_at_once() -> anyhow::Result<
         &ListParams::default().labels("app=burst"),
     )
     .await?;
-    wait_for(120, "500 replacements observed", || async {
+    wait_for(300, "500 replacements observed", || async {
         let s = rss.get("burst").await?.status.unwrap_or_default();
         let n = active_pods(&h.client, "default", "app=burst").await?.len();
         Ok((s.replicas == 500 && n == 500 && seen.lock().len() >= 1000).then_some(()))
