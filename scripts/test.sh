@@ -10,6 +10,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/install-etcd.sh
 scripts/fetch-clients.sh
+scripts/build-test-images.sh
 
 if [ "${BOSUN_LINT:-1}" = "1" ]; then
     echo "test: cargo fmt --check"
