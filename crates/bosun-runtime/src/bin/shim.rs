@@ -1,0 +1,6 @@
+//! Stand-alone shim binary for this crate's tests; `bosun shim` calls the same entry point.
+fn main() {
+    std::process::exit(bosun_runtime::shim::main(
+        std::env::args().skip(1).collect(),
+    ));
+}
