@@ -1,6 +1,7 @@
 //! bosun's native container runtime: OCI image store, overlay rootfs, namespaces, cgroups, shim.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cgroup;
 pub mod error;
 pub(crate) mod fsutil;
 pub mod image;
