@@ -39,6 +39,17 @@ pub trait KindOps: Send + Sync {
     fn field_names(&self) -> Vec<&'static str>;
     /// Whether metadata.generation is maintained.
     fn has_generation(&self) -> bool;
+    /// The top-level fields whose change bumps metadata.generation.
+    fn generation_fields(&self) -> &'static [&'static str];
+
+    /// Whether `new` differs from `old` in a field that bumps generation.
+    fn generation_changed(&self, new: &Value, old: &Value) -> bool {
+        self.has_generation()
+            && self
+                .generation_fields()
+                .iter()
+                .any(|f| new.get(*f) != old.get(*f))
+    }
 }
 
 /// Formats a serde_ignored path the way upstream names fields (`spec.containers[0].foo`).
@@ -190,6 +201,10 @@ impl<K: Strategy + Default> KindOps for Typed<K> {
 
     fn has_generation(&self) -> bool {
         K::has_generation()
+    }
+
+    fn generation_fields(&self) -> &'static [&'static str] {
+        K::generation_fields()
     }
 }
 

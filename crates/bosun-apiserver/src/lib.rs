@@ -5,6 +5,7 @@
 //! strategy through [`kinds`]) → the [`bosun_store::Store`]; reads are served from the
 //! [`cache`], which one watch on the store keeps current.
 
+pub mod admission;
 pub mod alloc;
 pub mod bootstrap;
 pub mod cache;
@@ -71,6 +72,8 @@ pub struct Config {
     /// How often history older than the previous tick is compacted (upstream
     /// `--etcd-compaction-interval`, default 5 minutes).
     pub compaction_interval: std::time::Duration,
+    /// Admission plugins' settings (`--default-not-ready-toleration-seconds`, …).
+    pub admission: admission::AdmissionConfig,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             node_port_range: (30000, 32767),
             watch_cache_size: 8192,
             compaction_interval: std::time::Duration::from_secs(300),
+            admission: admission::AdmissionConfig::default(),
         }
     }
 }
@@ -131,7 +135,9 @@ impl Server {
         let cidr = alloc::Cidr::parse(&config.service_cidr).map_err(Error::Config)?;
         let allocator = alloc::Allocator::new(store.clone(), cidr, config.node_port_range);
         let cache = cache::Cache::start(store.clone(), config.watch_cache_size).await?;
-        let registry = Arc::new(registry::Registry::new(store.clone(), cache, allocator));
+        let mut registry = registry::Registry::new(store.clone(), cache, allocator);
+        registry.admission = config.admission.clone();
+        let registry = Arc::new(registry);
         let compactor = tokio::spawn(compact_periodically(
             store.clone(),
             config.compaction_interval,

@@ -42,6 +42,7 @@ pub struct Registry {
     pub store: Arc<dyn Store>,
     pub cache: Arc<Cache>,
     pub alloc: Allocator,
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 fn store_err(e: StoreError) -> StatusError {
@@ -226,6 +227,7 @@ impl Registry {
             store,
             cache,
             alloc,
+            admission: Default::default(),
         }
     }
 
@@ -632,7 +634,12 @@ impl Registry {
             Value::String(uuid::Uuid::new_v4().to_string()),
         );
         set_meta(&mut obj, "creationTimestamp", Value::String(now_rfc3339()));
-        if kops.has_generation() && obj.get("spec").is_some() {
+        if kops.has_generation()
+            && kops
+                .generation_fields()
+                .iter()
+                .any(|f| obj.get(*f).is_some())
+        {
             set_meta(&mut obj, "generation", json!(1));
         } else {
             remove_meta(&mut obj, "generation");
@@ -641,6 +648,9 @@ impl Registry {
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
+        }
+        if def.kind == "Pod" && def.group.is_empty() {
+            crate::admission::default_toleration_seconds(&mut obj, &self.admission);
         }
         let (mut obj, errs) = kops.admit_create(obj).map_err(StatusError::internal)?;
         if !errs.is_empty() {
@@ -848,6 +858,17 @@ impl Registry {
                             None => m.remove("status"),
                         };
                     }
+                    // The core kinds' status strategies (pods, nodes, services, …) keep the
+                    // new object's labels and annotations (kubelets set them this way); the
+                    // newer groups reset all metadata (ResetObjectMetaForStatus).
+                    if def.group.is_empty() {
+                        for f in ["labels", "annotations"] {
+                            match meta(&new).and_then(|m| m.get(f)).cloned() {
+                                Some(v) => set_meta(&mut merged, f, v),
+                                None => remove_meta(&mut merged, f),
+                            }
+                        }
+                    }
                     // Pod QoS is set at creation; old kubelets drop it from status updates, so
                     // upstream backfills it from the stored pod.
                     if def.kind == "Pod" {
@@ -903,7 +924,7 @@ impl Registry {
                     &errs,
                 ));
             }
-            if kops.has_generation() && sub.is_none() && new.get("spec") != old.get("spec") {
+            if sub.is_none() && kops.generation_changed(&new, &old) {
                 let g = meta(&old)
                     .and_then(|m| m.get("generation"))
                     .and_then(Value::as_i64)

@@ -846,3 +846,75 @@ async fn streaming_list_initial_events_end_with_a_bookmark() {
         _ => panic!("expected ADDED s2, got another event"),
     }
 }
+
+/// Status updates: a pod's (core kind) labels and annotations change with its status, as
+/// kubelets rely on; a Deployment's (apps) metadata stays as stored. An EndpointSlice has a
+/// generation that its endpoints bump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_updates_and_generations_follow_upstream_strategies() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let s = TestServer::start().await.expect("server starts");
+    let client = s.client().await.expect("client");
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(&PostParams::default(), &pod("st", json!({"a": "1"})))
+        .await
+        .expect("create pod");
+    let patch = json!({"metadata": {"annotations": {"note": "from-status"}, "labels": {"a": "2"}},
+                       "status": {"phase": "Running"}});
+    let p = pods
+        .patch_status("st", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch pod status");
+    assert_eq!(
+        p.annotations().get("note").map(String::as_str),
+        Some("from-status")
+    );
+    assert_eq!(p.labels().get("a").map(String::as_str), Some("2"));
+    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Running"));
+
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
+    deps.create(&PostParams::default(), &deployment("stdep"))
+        .await
+        .expect("create deployment");
+    let patch = json!({"metadata": {"annotations": {"note": "x"}}, "status": {"replicas": 3}});
+    let d = deps
+        .patch_status("stdep", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch deployment status");
+    assert!(d.annotations().get("note").is_none(), "{:?}", d.metadata);
+    assert_eq!(d.status.and_then(|s| s.replicas), Some(3));
+
+    let slices: Api<EndpointSlice> = Api::default_namespaced(client);
+    let es: EndpointSlice = typed(json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "es"}, "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.5"]}], "ports": [{"name": "", "port": 80}]
+    }));
+    let es = slices
+        .create(&PostParams::default(), &es)
+        .await
+        .expect("create slice");
+    assert_eq!(es.metadata.generation, Some(1));
+    let es = slices
+        .patch(
+            "es",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .expect("label slice");
+    assert_eq!(
+        es.metadata.generation,
+        Some(1),
+        "metadata changes keep the generation"
+    );
+    let es = slices
+        .patch(
+            "es",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"endpoints": [{"addresses": ["10.244.0.6"]}]})),
+        )
+        .await
+        .expect("change endpoints");
+    assert_eq!(es.metadata.generation, Some(2));
+}

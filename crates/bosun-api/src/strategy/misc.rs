@@ -237,8 +237,10 @@ impl Strategy for EndpointSlice {
         errs
     }
 
-    fn has_generation() -> bool {
-        false
+    /// Upstream's EndpointSlice strategy bumps generation when endpoints, ports or the
+    /// address type change (kube-proxy and the mirroring controller compare it).
+    fn generation_fields() -> &'static [&'static str] {
+        &["endpoints", "ports", "addressType"]
     }
 }
 

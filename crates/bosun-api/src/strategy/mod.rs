@@ -69,6 +69,11 @@ pub trait Strategy:
     fn has_generation() -> bool {
         true
     }
+
+    /// The top-level fields whose change bumps metadata.generation.
+    fn generation_fields() -> &'static [&'static str] {
+        &["spec"]
+    }
 }
 
 mod autoscaling;
