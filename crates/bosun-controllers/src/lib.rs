@@ -40,6 +40,7 @@ pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -62,6 +63,7 @@ use crate::events::Recorder;
 use crate::gc::GarbageCollector;
 use crate::informer::Informers;
 use crate::namespace::NamespaceController;
+use crate::nodelifecycle::{NodeLifecycleConfig, NodeLifecycleController};
 use crate::replicaset::ReplicaController;
 use crate::serviceaccount::ServiceAccountController;
 
@@ -75,6 +77,7 @@ pub const CONTROLLERS: &[&str] = &[
     "garbage-collector-controller",
     "endpoints-controller",
     "endpointslice-controller",
+    "node-lifecycle-controller",
 ];
 
 /// What runs and how: upstream kube-controller-manager's flags that apply here.
@@ -100,6 +103,9 @@ pub struct ControllerOptions {
     pub concurrent_endpoint_syncs: usize,
     /// `--concurrent-service-endpoint-syncs` (5).
     pub concurrent_service_endpoint_syncs: usize,
+    /// `--node-monitor-period`, `--node-monitor-grace-period`, `--node-startup-grace-period`
+    /// and the pod GC's timings.
+    pub node_lifecycle: NodeLifecycleConfig,
 }
 
 impl Default for ControllerOptions {
@@ -115,6 +121,7 @@ impl Default for ControllerOptions {
             concurrent_gc_syncs: 20,
             concurrent_endpoint_syncs: 5,
             concurrent_service_endpoint_syncs: 5,
+            node_lifecycle: NodeLifecycleConfig::default(),
         }
     }
 }
@@ -247,6 +254,14 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
         let c = EndpointSliceController::new(&informers);
         let n = opts.concurrent_service_endpoint_syncs;
         tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("node-lifecycle") {
+        let c = NodeLifecycleController::new(
+            &informers,
+            Recorder::new(client.clone(), "node-controller"),
+            opts.node_lifecycle.clone(),
+        );
+        tasks.spawn(async move { c.run(1).await });
     }
     informers.start(&mut tasks);
     while tasks.join_next().await.is_some() {}
