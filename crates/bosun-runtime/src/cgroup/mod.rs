@@ -268,3 +268,11 @@ mod tests {
         assert!(check_path("/x").is_err());
     }
 }
+
+/// The manager of a given version rooted at `root` (what a container's config recorded).
+pub fn manager(version: CgroupVersion, root: &Path) -> Box<dyn CgroupManager> {
+    match version {
+        CgroupVersion::V1 => Box::new(CgroupV1::new(root)),
+        CgroupVersion::V2 => Box::new(CgroupV2::new(root)),
+    }
+}

@@ -40,3 +40,42 @@ pub fn images_dir() -> PathBuf {
 }
 
 pub const BUSYBOX: &str = "bosun.test/busybox:latest";
+
+use bosun_runtime::{Runtime, RuntimeConfig};
+
+/// A runtime over `data` whose shim is this crate's `bosun-runtime-shim` binary.
+pub fn runtime(data: &std::path::Path) -> Runtime {
+    let mut cfg = RuntimeConfig::new(data);
+    cfg.shim_program = PathBuf::from(env!("CARGO_BIN_EXE_bosun-runtime-shim"));
+    cfg.shim_args = vec![];
+    Runtime::new(cfg).expect("runtime")
+}
+
+/// A runtime with the busybox image imported.
+pub fn runtime_with_busybox(data: &std::path::Path) -> Runtime {
+    require_root();
+    let rt = runtime(data);
+    rt.images()
+        .import(&images_dir().join("busybox.oci.tar"), None)
+        .expect("import busybox");
+    rt
+}
+
+pub fn sh(id: &str, script: &str) -> bosun_runtime::ContainerSpec {
+    bosun_runtime::ContainerSpec {
+        id: id.into(),
+        image: BUSYBOX.into(),
+        command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        ..Default::default()
+    }
+}
+
+/// The text of the CRI log's records for one stream.
+pub fn log_lines(path: &std::path::Path, stream: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(bosun_runtime::logs::parse_line)
+        .filter(|(_, s, _, _)| *s == stream)
+        .map(|(_, _, _, t)| t.to_owned())
+        .collect()
+}
