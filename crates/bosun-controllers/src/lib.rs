@@ -17,8 +17,19 @@
 //! - Endpoints and EndpointSlices: ready/not-ready addresses, named target ports per pod,
 //!   headless Services, publishNotReadyAddresses, slices of ≤100 owned by the Service,
 //!   a tracker so a stale cache never causes duplicate slices.
+//! - Job: completions, parallelism, NonIndexed and Indexed, backoffLimit
+//!   (BackoffLimitExceeded) with upstream's pod failure back-off, activeDeadlineSeconds
+//!   (DeadlineExceeded), suspend, ttlSecondsAfterFinished, full status and conditions.
+//! - CronJob: 5-field schedules and nicknames, timeZone, startingDeadlineSeconds,
+//!   concurrencyPolicy, suspend, history limits, status; an injectable clock.
+//! - DaemonSet: eligible nodes (nodeSelector, node affinity, taints and the daemon
+//!   tolerations), pods pinned by node affinity for the scheduler, RollingUpdate
+//!   (maxUnavailable, maxSurge) and OnDelete, ControllerRevisions, status.
+//! - StatefulSet: stable names and identity, OrderedReady and Parallel, PVCs from
+//!   volumeClaimTemplates, RollingUpdate with partition and OnDelete, revisions, status.
 //!
-//! Missing: EndpointSlice mirroring for selectorless Services, Job, CronJob, DaemonSet, StatefulSet, node lifecycle,
+//! Missing: EndpointSlice mirroring for selectorless Services, Job pod-tracking finalizers
+//! and podFailurePolicy, StatefulSet maxUnavailable and PVC whenScaled, node lifecycle,
 //! ResourceQuota, PV binding, HPA.
 //!
 //! # Shape
@@ -30,6 +41,8 @@
 //! the cache shows its own writes.
 
 pub mod claim;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod discovery;
 pub mod endpoints;
@@ -37,13 +50,16 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod history;
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod util;
 
 use std::collections::BTreeSet;
@@ -78,6 +94,10 @@ pub const CONTROLLERS: &[&str] = &[
     "endpoints-controller",
     "endpointslice-controller",
     "node-lifecycle-controller",
+    "job-controller",
+    "cronjob-controller",
+    "daemonset-controller",
+    "statefulset-controller",
 ];
 
 /// What runs and how: upstream kube-controller-manager's flags that apply here.
@@ -106,6 +126,14 @@ pub struct ControllerOptions {
     /// `--node-monitor-period`, `--node-monitor-grace-period`, `--node-startup-grace-period`
     /// and the pod GC's timings.
     pub node_lifecycle: NodeLifecycleConfig,
+    /// `--concurrent-job-syncs` (5).
+    pub concurrent_job_syncs: usize,
+    /// `--concurrent-cron-job-syncs` (5).
+    pub concurrent_cronjob_syncs: usize,
+    /// `--concurrent-daemonset-syncs` (2).
+    pub concurrent_daemonset_syncs: usize,
+    /// `--concurrent-statefulset-syncs` (5).
+    pub concurrent_statefulset_syncs: usize,
 }
 
 impl Default for ControllerOptions {
@@ -122,6 +150,10 @@ impl Default for ControllerOptions {
             concurrent_endpoint_syncs: 5,
             concurrent_service_endpoint_syncs: 5,
             node_lifecycle: NodeLifecycleConfig::default(),
+            concurrent_job_syncs: 5,
+            concurrent_cronjob_syncs: 5,
+            concurrent_daemonset_syncs: 2,
+            concurrent_statefulset_syncs: 5,
         }
     }
 }
@@ -262,6 +294,38 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
             opts.node_lifecycle.clone(),
         );
         tasks.spawn(async move { c.run(1).await });
+    }
+    if opts.enabled("job") {
+        let c = crate::job::JobController::new(
+            &informers,
+            Recorder::new(client.clone(), "job-controller"),
+        );
+        let n = opts.concurrent_job_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("cronjob") {
+        let c = crate::cronjob::CronJobController::new(
+            &informers,
+            Recorder::new(client.clone(), "cronjob-controller"),
+        );
+        let n = opts.concurrent_cronjob_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("daemonset") {
+        let c = crate::daemonset::DaemonSetController::new(
+            &informers,
+            Recorder::new(client.clone(), "daemonset-controller"),
+        );
+        let n = opts.concurrent_daemonset_syncs;
+        tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("statefulset") {
+        let c = crate::statefulset::StatefulSetController::new(
+            &informers,
+            Recorder::new(client.clone(), "statefulset-controller"),
+        );
+        let n = opts.concurrent_statefulset_syncs;
+        tasks.spawn(async move { c.run(n).await });
     }
     informers.start(&mut tasks);
     while tasks.join_next().await.is_some() {}
