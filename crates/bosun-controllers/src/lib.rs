@@ -56,6 +56,7 @@ pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -94,6 +95,7 @@ pub const CONTROLLERS: &[&str] = &[
     "endpoints-controller",
     "endpointslice-controller",
     "node-lifecycle-controller",
+    "persistentvolume-binder-controller",
     "job-controller",
     "cronjob-controller",
     "daemonset-controller",
@@ -326,6 +328,13 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
         );
         let n = opts.concurrent_statefulset_syncs;
         tasks.spawn(async move { c.run(n).await });
+    }
+    if opts.enabled("persistentvolume-binder") {
+        let c = crate::pvbinder::PvBinder::new(
+            &informers,
+            Recorder::new(client.clone(), "persistentvolume-controller"),
+        );
+        tasks.spawn(async move { c.run(1).await });
     }
     informers.start(&mut tasks);
     while tasks.join_next().await.is_some() {}
