@@ -234,6 +234,14 @@ pub(crate) fn rmdir(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The manager of a given version rooted at `root` (what a container's config recorded).
+pub fn manager(version: CgroupVersion, root: &Path) -> Box<dyn CgroupManager> {
+    match version {
+        CgroupVersion::V1 => Box::new(CgroupV1::new(root)),
+        CgroupVersion::V2 => Box::new(CgroupV2::new(root)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,13 +274,5 @@ mod tests {
         );
         assert!(check_path("../x").is_err());
         assert!(check_path("/x").is_err());
-    }
-}
-
-/// The manager of a given version rooted at `root` (what a container's config recorded).
-pub fn manager(version: CgroupVersion, root: &Path) -> Box<dyn CgroupManager> {
-    match version {
-        CgroupVersion::V1 => Box::new(CgroupV1::new(root)),
-        CgroupVersion::V2 => Box::new(CgroupV2::new(root)),
     }
 }

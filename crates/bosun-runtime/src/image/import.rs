@@ -144,10 +144,10 @@ fn import_oci(store: &ImageStore, dir: &Path, name: Option<&str>) -> Result<Vec<
             ImageManifest::from_file(&mpath).map_err(|e| invalid(manifest_digest.clone(), e))?;
         store.put_blob_file(
             &layout_blob(dir, manifest.config())?,
-            Some(&manifest.config().digest().to_string()),
+            Some(manifest.config().digest().as_ref()),
         )?;
         for l in manifest.layers() {
-            store.put_blob_file(&layout_blob(dir, l)?, Some(&l.digest().to_string()))?;
+            store.put_blob_file(&layout_blob(dir, l)?, Some(l.digest().as_ref()))?;
         }
         let (config_digest, size) = store.unpack_manifest(&manifest_digest)?;
         store.tag(&reference, &manifest_digest)?;

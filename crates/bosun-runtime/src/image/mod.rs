@@ -246,7 +246,7 @@ impl ImageStore {
             if dir.exists() {
                 continue;
             }
-            let blob = self.blob_path(&layer.digest().to_string())?;
+            let blob = self.blob_path(layer.digest().as_ref())?;
             let tmp = fsutil::tmp_sibling(&self.root.join("layers"), "layer");
             fsutil::create_dir_all(&tmp)?;
             let got = match unpack::unpack_layer(&blob, &tmp) {
@@ -456,7 +456,7 @@ impl ImageStore {
             for l in m.layers() {
                 keep_blobs.insert(l.digest().digest().to_owned());
             }
-            if let Ok(c) = self.config(&m.config().digest().to_string()) {
+            if let Ok(c) = self.config(m.config().digest().as_ref()) {
                 for d in c.rootfs().diff_ids() {
                     keep_layers.insert(digest_hex(d)?.to_owned());
                 }
