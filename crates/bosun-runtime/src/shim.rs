@@ -143,7 +143,8 @@ impl Shim {
         let _ = sync_r.read_to_string(&mut msg);
         self.state.started_at = Some(logs::timestamp());
         if let Some(err) = msg.strip_prefix('E') {
-            self.state.status = Status::Stopped;
+            // Stays `Created` until the reaper records the exit: only the final save marks a
+            // container stopped, after which the shim writes nothing more in its directory.
             self.state.reason = Some("StartError".into());
             self.state.message = Some(err.to_owned());
             let _ = self.save();
@@ -502,9 +503,9 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
         clients = keep;
     }
     let _ = log.flush();
-    shim.save()?;
+    drop(listener);
     let _ = fs::remove_file(SOCKET);
-    Ok(())
+    shim.save()
 }
 
 /// Sends one command to a shim and returns its answer (`Ok` for `ok`).
