@@ -22,7 +22,7 @@ use std::time::Duration;
 use bosun_api::selector::LabelSelector;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodSpec, PodTemplateSpec, Taint, Toleration,
@@ -477,7 +477,7 @@ pub(crate) struct DaemonSetController {
     sets: Informer<DaemonSet>,
     pods: Informer<Pod>,
     nodes: Informer<Node>,
-    revisions: Informer<ControllerRevision>,
+    revisions: history::Revisions,
     queue: WorkQueue<String>,
     expectations: Expectations,
     recorder: Recorder,
@@ -487,8 +487,7 @@ impl DaemonSetController {
     pub(crate) fn new(informers: &Informers, recorder: Recorder) -> Arc<Self> {
         let pods = informers.get::<Pod>();
         add_owner_indexes(&pods);
-        let revisions = informers.get::<ControllerRevision>();
-        add_owner_indexes(&revisions);
+        let revisions = history::Revisions::new(informers.client().clone());
         let c = Arc::new(DaemonSetController {
             client: informers.client().clone(),
             sets: informers.get::<DaemonSet>(),
@@ -581,13 +580,17 @@ impl DaemonSetController {
         self.sets.wait_synced().await;
         self.pods.wait_synced().await;
         self.nodes.wait_synced().await;
-        self.revisions.wait_synced().await;
-        let me = self.clone();
-        util::run_workers(COMPONENT, self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.sync(&key).await }
-        })
-        .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let workers_fut = async {
+            let _ = rx.await;
+            let me = self.clone();
+            util::run_workers(COMPONENT, self.queue.clone(), workers, move |key| {
+                let me = me.clone();
+                async move { me.sync(&key).await }
+            })
+            .await
+        };
+        futures::join!(self.revisions.run(tx), workers_fut);
     }
 
     fn owner_key(&self, p: &Pod) -> Option<String> {
@@ -660,20 +663,15 @@ impl DaemonSetController {
             return Ok(());
         }
         // The revision of the current template.
-        let revs: Vec<Arc<ControllerRevision>> = self.revisions.by_index(BY_CONTROLLER, &uid);
         let mut collisions = ds
             .status
             .as_ref()
             .and_then(|s| s.collision_count)
             .unwrap_or(0);
-        let cur = history::ensure(
-            &self.client,
-            ds.as_ref(),
-            &revs,
-            &spec.template,
-            &mut collisions,
-        )
-        .await?;
+        let cur = self
+            .revisions
+            .ensure(ds.as_ref(), &spec.template, &mut collisions)
+            .await?;
         let hash = cur
             .labels()
             .get(CONTROLLER_REVISION_HASH)
@@ -691,14 +689,10 @@ impl DaemonSetController {
                 .chain([hash.clone()])
                 .collect();
             let limit = spec.revision_history_limit.unwrap_or(10);
-            if let Err(e) = history::truncate(
-                &self.client,
-                &revs,
-                &live,
-                &[cur.name_any().as_str()],
-                limit,
-            )
-            .await
+            if let Err(e) = self
+                .revisions
+                .truncate(&uid, &live, &[cur.name_any().as_str()], limit)
+                .await
             {
                 tracing::debug!(controller = COMPONENT, key, error = %e, "history cleanup failed");
             }

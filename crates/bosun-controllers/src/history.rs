@@ -2,9 +2,14 @@
 //! DaemonSet or StatefulSet has had, one revision object each (`<owner>-<hash>`, data a
 //! strategic-merge patch that replaces `spec.template`), numbered, so that `kubectl
 //! rollout history|undo` work and a StatefulSet can recreate pods at their old revision.
+//!
+//! [`Revisions`] probes once whether the server serves `controllerrevisions`; where it
+//! does not, revisions are computed locally (the same names and hashes) and never
+//! stored, so DaemonSets and StatefulSets still work, without history.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -12,12 +17,138 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
 
+use crate::informer::Informer;
+use crate::replicaset::{add_owner_indexes, BY_CONTROLLER};
 use crate::util;
 use crate::{Error, Result};
+
+/// A controller's view of ControllerRevisions: an informer when the server serves them.
+pub struct Revisions {
+    client: Client,
+    informer: Informer<ControllerRevision>,
+    supported: AtomicBool,
+}
+
+impl Revisions {
+    pub fn new(client: Client) -> Revisions {
+        let informer = Informer::new("controllerrevisions");
+        add_owner_indexes(&informer);
+        Revisions {
+            client,
+            informer,
+            supported: AtomicBool::new(false),
+        }
+    }
+
+    /// Probes the server, then (if it serves revisions) feeds the cache until dropped.
+    /// `synced` is told once the cache is usable (or known to stay empty).
+    pub async fn run(&self, synced: tokio::sync::oneshot::Sender<()>) {
+        let api: Api<ControllerRevision> = Api::all(self.client.clone());
+        let supported = loop {
+            match api.list(&ListParams::default().limit(1)).await {
+                Ok(_) => break true,
+                Err(kube::Error::Api(s)) if s.code == 404 => break false,
+                Err(e) => {
+                    tracing::debug!(error = %e, "probing controllerrevisions, retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        };
+        self.supported.store(supported, Ordering::SeqCst);
+        if !supported {
+            tracing::info!(
+                "the server has no controllerrevisions: revisions are kept in memory only"
+            );
+            let _ = synced.send(());
+            return;
+        }
+        let informer = self.informer.clone();
+        let waiter = async move {
+            informer.wait_synced().await;
+            let _ = synced.send(());
+        };
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        futures::join!(self.informer.clone().run(stream), waiter);
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported.load(Ordering::SeqCst)
+    }
+
+    /// The revisions owned by the object with `uid`.
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<ControllerRevision>> {
+        self.informer.by_index(BY_CONTROLLER, uid)
+    }
+
+    /// [`ensure`], or the unsaved revision when the server keeps none.
+    pub async fn ensure<O>(
+        &self,
+        owner: &O,
+        template: &PodTemplateSpec,
+        collision_count: &mut i32,
+    ) -> Result<ControllerRevision>
+    where
+        O: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug,
+    {
+        let uid = owner.meta().uid.clone().unwrap_or_default();
+        if self.supported() {
+            let revs = self.owned_by(&uid);
+            return ensure(&self.client, owner, &revs, template, collision_count).await;
+        }
+        Ok(local_revision(owner, template, *collision_count))
+    }
+
+    /// [`truncate`] when revisions are stored.
+    pub async fn truncate(
+        &self,
+        uid: &str,
+        live: &HashSet<String>,
+        keep: &[&str],
+        limit: i32,
+    ) -> Result<()> {
+        if !self.supported() {
+            return Ok(());
+        }
+        truncate(&self.client, &self.owned_by(uid), live, keep, limit).await
+    }
+}
+
+/// The revision object for `template` as it would be stored (number 1).
+pub fn local_revision<O>(
+    owner: &O,
+    template: &PodTemplateSpec,
+    collision_count: i32,
+) -> ControllerRevision
+where
+    O: Resource<DynamicType = ()>,
+{
+    let data = revision_data(template);
+    let hash = hash_of(&data, Some(collision_count));
+    let mut labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    labels.insert(CONTROLLER_REVISION_HASH.into(), hash.clone());
+    ControllerRevision {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}-{hash}",
+                owner.meta().name.clone().unwrap_or_default()
+            )),
+            namespace: owner.meta().namespace.clone(),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        data: Some(RawExtension(data)),
+        revision: 1,
+    }
+}
 
 /// The label carrying a pod's (and a revision's) revision hash.
 pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";

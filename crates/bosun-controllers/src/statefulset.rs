@@ -20,9 +20,7 @@ use std::time::Duration;
 use bosun_api::selector::LabelSelector;
 use chrono::Utc;
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{
-    ControllerRevision, StatefulSet, StatefulSetSpec, StatefulSetStatus,
-};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -296,7 +294,7 @@ pub(crate) struct StatefulSetController {
     client: Client,
     sets: Informer<StatefulSet>,
     pods: Informer<Pod>,
-    revisions: Informer<ControllerRevision>,
+    revisions: history::Revisions,
     queue: WorkQueue<String>,
     recorder: Recorder,
 }
@@ -305,8 +303,7 @@ impl StatefulSetController {
     pub(crate) fn new(informers: &Informers, recorder: Recorder) -> Arc<Self> {
         let pods = informers.get::<Pod>();
         add_owner_indexes(&pods);
-        let revisions = informers.get::<ControllerRevision>();
-        add_owner_indexes(&revisions);
+        let revisions = history::Revisions::new(informers.client().clone());
         let c = Arc::new(StatefulSetController {
             client: informers.client().clone(),
             sets: informers.get::<StatefulSet>(),
@@ -365,13 +362,17 @@ impl StatefulSetController {
     pub(crate) async fn run(self: Arc<Self>, workers: usize) {
         self.sets.wait_synced().await;
         self.pods.wait_synced().await;
-        self.revisions.wait_synced().await;
-        let me = self.clone();
-        util::run_workers(COMPONENT, self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.sync(&key).await }
-        })
-        .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let workers_fut = async {
+            let _ = rx.await;
+            let me = self.clone();
+            util::run_workers(COMPONENT, self.queue.clone(), workers, move |key| {
+                let me = me.clone();
+                async move { me.sync(&key).await }
+            })
+            .await
+        };
+        futures::join!(self.revisions.run(tx), workers_fut);
     }
 
     fn owner_key(&self, p: &Pod) -> Option<String> {
@@ -417,17 +418,13 @@ impl StatefulSetController {
             .filter_map(|p| Some((ordinal_of(&name, &p.name_any())?, p.clone())))
             .collect();
 
-        let revs = self.revisions.by_index(BY_CONTROLLER, &uid);
+        let revs = self.revisions.owned_by(&uid);
         let old_status = set.status.clone().unwrap_or_default();
         let mut collisions = old_status.collision_count.unwrap_or(0);
-        let update = history::ensure(
-            &self.client,
-            set.as_ref(),
-            &revs,
-            &spec.template,
-            &mut collisions,
-        )
-        .await?;
+        let update = self
+            .revisions
+            .ensure(set.as_ref(), &spec.template, &mut collisions)
+            .await?;
         let update_name = update.name_any();
         let current = old_status
             .current_revision
@@ -465,14 +462,15 @@ impl StatefulSetController {
             .filter_map(|p| revision_of(p).map(str::to_string))
             .collect();
         let limit = spec.revision_history_limit.unwrap_or(10);
-        if let Err(e) = history::truncate(
-            &self.client,
-            &revs,
-            &live,
-            &[current_name.as_str(), update_name.as_str()],
-            limit,
-        )
-        .await
+        if let Err(e) = self
+            .revisions
+            .truncate(
+                &uid,
+                &live,
+                &[current_name.as_str(), update_name.as_str()],
+                limit,
+            )
+            .await
         {
             tracing::debug!(controller = COMPONENT, key, error = %e, "history cleanup failed");
         }
