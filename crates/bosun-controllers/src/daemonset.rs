@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bosun_api::selector::LabelSelector;
 use chrono::{DateTime, Utc};
@@ -48,6 +48,40 @@ const COMPONENT: &str = "daemonset-controller";
 const POD_TEMPLATE_GENERATION: &str = "pod-template-generation";
 /// Upstream's `BurstReplicas` for daemon pods.
 const BURST: usize = 250;
+/// Upstream's `failedPodsBackoff`: 1 s doubling up to 15 min per DaemonSet and node, so a
+/// pod that keeps failing is not recreated in a hot loop.
+const FAILED_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+const FAILED_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// client-go's `flowcontrol.Backoff`: per id, the current delay and when it was set.
+#[derive(Default)]
+pub struct Backoff {
+    entries: parking_lot::Mutex<HashMap<String, (Duration, Instant)>>,
+}
+
+impl Backoff {
+    /// How long `id` must still wait, if it is backing off.
+    pub fn remaining(&self, id: &str, now: Instant) -> Option<Duration> {
+        let e = self.entries.lock();
+        let (d, at) = e.get(id)?;
+        (*at + *d)
+            .checked_duration_since(now)
+            .filter(|r| !r.is_zero())
+    }
+
+    /// Starts or doubles the back-off of `id` (reset once it has been quiet for twice
+    /// the maximum, as client-go).
+    pub fn next(&self, id: &str, now: Instant) {
+        let mut e = self.entries.lock();
+        let d = match e.get(id) {
+            Some((d, at)) if now.duration_since(*at) <= 2 * FAILED_BACKOFF_MAX => {
+                (*d * 2).min(FAILED_BACKOFF_MAX)
+            }
+            _ => FAILED_BACKOFF_INITIAL,
+        };
+        e.insert(id.to_string(), (d, now));
+    }
+}
 
 /// The tolerations upstream's `AddOrUpdateDaemonPodTolerations` adds to every daemon pod
 /// (network-unavailable only with hostNetwork).
@@ -293,6 +327,8 @@ type NodePods = (String, Option<Arc<Pod>>, Option<Arc<Pod>>);
 pub struct Plan {
     pub create_on: Vec<String>,
     pub delete: Vec<String>,
+    /// Failed pods per node: deleted (and so replaced) behind a per-node back-off.
+    pub failed: Vec<(String, Vec<String>)>,
 }
 
 /// Upstream's `podsShouldBeOnNode` plus `rollingUpdate`: given the nodes and the daemon
@@ -335,7 +371,14 @@ pub fn plan(
         let (failed, live): (Vec<_>, Vec<_>) = pods
             .into_iter()
             .partition(|p| util::pod_phase(p) == "Failed");
-        plan.delete.extend(failed.iter().map(|p| p.name_any()));
+        let doomed: Vec<String> = failed
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| p.name_any())
+            .collect();
+        if !doomed.is_empty() {
+            plan.failed.push((name.clone(), doomed));
+        }
         let live: Vec<Arc<Pod>> = live
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none() && !util::is_pod_terminal(p))
@@ -481,6 +524,7 @@ pub(crate) struct DaemonSetController {
     queue: WorkQueue<String>,
     expectations: Expectations,
     recorder: Recorder,
+    failed_backoff: Backoff,
 }
 
 impl DaemonSetController {
@@ -497,6 +541,7 @@ impl DaemonSetController {
             queue: WorkQueue::new(),
             expectations: Expectations::new(),
             recorder,
+            failed_backoff: Backoff::default(),
         });
         let me = Arc::downgrade(&c);
         c.sets.add_handler(move |ch| {
@@ -681,7 +726,25 @@ impl DaemonSetController {
         let now = Utc::now();
         let mut result = Ok(());
         if self.expectations.satisfied(key) {
-            let plan = plan(&ds, &spec.template, &nodes, &by_node, &hash, now);
+            let mut plan = plan(&ds, &spec.template, &nodes, &by_node, &hash, now);
+            let instant = Instant::now();
+            for (node, failed) in std::mem::take(&mut plan.failed) {
+                let id = format!("{key}/{node}");
+                if let Some(wait) = self.failed_backoff.remaining(&id, instant) {
+                    self.queue.add_after(key.to_string(), wait);
+                    continue;
+                }
+                self.failed_backoff.next(&id, instant);
+                for pod in failed {
+                    self.recorder.record(
+                        ds.as_ref(),
+                        "Warning",
+                        "FailedDaemonPod",
+                        format!("Found failed daemon pod {ns}/{pod} on node {node}, will try to kill it"),
+                    );
+                    plan.delete.push(pod);
+                }
+            }
             result = self.execute(&ds, key, &spec.template, &hash, plan).await;
             let live: HashSet<String> = pods
                 .iter()
@@ -1084,6 +1147,36 @@ mod tests {
         let od = ds(json!({"type": "OnDelete"}));
         let p = plan(&od, &t, &nodes, &by_node(&pods), "new", now);
         assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn failed_pods_are_replaced_behind_a_backoff() {
+        let d = ds(json!({"type": "OnDelete"}));
+        let t = d.spec.clone().unwrap_or_default().template;
+        let nodes = vec![node("n0", &[], &[])];
+        let mut failed = (*pod("p0", "n0", "new", false)).clone();
+        if let Some(st) = failed.status.as_mut() {
+            st.phase = Some("Failed".into());
+        }
+        let p = plan(
+            &d,
+            &t,
+            &nodes,
+            &by_node(&[Arc::new(failed)]),
+            "new",
+            Utc::now(),
+        );
+        // Not recreated while the failed pod is still there.
+        assert!(p.create_on.is_empty());
+        assert_eq!(p.failed, [("n0".to_string(), vec!["p0".to_string()])]);
+        let b = Backoff::default();
+        let t0 = Instant::now();
+        assert_eq!(b.remaining("x", t0), None);
+        b.next("x", t0);
+        assert_eq!(b.remaining("x", t0), Some(Duration::from_secs(1)));
+        b.next("x", t0);
+        assert_eq!(b.remaining("x", t0), Some(Duration::from_secs(2)));
+        assert_eq!(b.remaining("x", t0 + Duration::from_secs(3)), None);
     }
 
     #[test]
