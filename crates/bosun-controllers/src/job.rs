@@ -9,9 +9,10 @@
 //! `FailureTarget`+`Failed`); and deletes a finished Job once `ttlSecondsAfterFinished`
 //! passed (upstream's separate ttl-after-finished controller, folded in here).
 //!
-//! Finished pods are counted from the pods that still exist (upstream before its
-//! `batch.kubernetes.io/job-tracking` finalizer): a finished pod deleted by hand before the
-//! Job finished is forgotten.
+//! Finished pods are counted from the pods that exist, and the written status is the
+//! memory: counts never go back, completed indexes are kept (upstream guarantees the same
+//! with its `batch.kubernetes.io/job-tracking` pod finalizer, which bosun does not use
+//! yet: a NonIndexed pod that finishes and vanishes between two syncs can be missed).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -219,6 +220,34 @@ fn count(s: &JobSpec, pods: &[Arc<Pod>]) -> Counts {
     c.consecutive_failures = since.len() as u32;
     c.last_failure = since.into_iter().flatten().max();
     c
+}
+
+/// Reads upstream's `completedIndexes` list (`1,3-5`), ignoring indexes out of range.
+pub fn parse_indexes(list: &str, completions: i32) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<i32>(), b.parse::<i32>()) {
+            out.extend((a.max(0)..=b.min(completions - 1)).filter(|i| *i >= a));
+        }
+    }
+    out
+}
+
+/// Counts never go back: pods counted once stay counted when they are later deleted (what
+/// upstream's tracking finalizer guarantees; here the written status is the memory).
+fn remember(c: &mut Counts, s: &JobSpec, old: &JobStatus) {
+    c.failed = c.failed.max(old.failed.unwrap_or(0));
+    if is_indexed(s) {
+        let done = parse_indexes(
+            old.completed_indexes.as_deref().unwrap_or(""),
+            s.completions.unwrap_or(0),
+        );
+        c.succeeded_indexes.extend(done);
+        c.succeeded = c.succeeded_indexes.len() as i32;
+    } else {
+        c.succeeded = c.succeeded.max(old.succeeded.unwrap_or(0));
+    }
 }
 
 /// How many pods should run now (upstream's `wantActive`).
@@ -445,9 +474,10 @@ impl JobController {
         let pods = Claim::new(&self.client, job.as_ref(), &selector)
             .claim(candidates)
             .await?;
-        let c = count(&s, &pods);
-
+        let mut c = count(&s, &pods);
         let old = job.status.clone().unwrap_or_default();
+        remember(&mut c, &s, &old);
+
         let mut st = old.clone();
         let suspended = s.suspend == Some(true);
         if suspended {
@@ -977,6 +1007,20 @@ mod tests {
             format_indexes(&[1, 2, 3, 5, 7, 8].into_iter().collect()),
             "1-3,5,7-8"
         );
+        assert_eq!(
+            parse_indexes("1-3,5,7-8,12", 10),
+            [1, 2, 3, 5, 7, 8].into_iter().collect()
+        );
+        // A succeeded pod deleted later stays counted through the status.
+        let mut c = count(&s, &pods[3..]);
+        let old = JobStatus {
+            completed_indexes: Some("0,2-3".into()),
+            failed: Some(2),
+            ..Default::default()
+        };
+        remember(&mut c, &s, &old);
+        assert_eq!(format_indexes(&c.succeeded_indexes), "0,2-3");
+        assert_eq!((c.succeeded, c.failed), (3, 2));
     }
 
     #[test]

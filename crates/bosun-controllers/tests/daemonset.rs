@@ -140,6 +140,10 @@ async fn one_pod_per_node_and_a_joining_node_gets_one() -> anyhow::Result<()> {
         .then_some(()))
     })
     .await?;
+    let out = c
+        .server
+        .kubectl_ok(&["rollout", "status", "daemonset/agent", "--timeout=30s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
     // Revisions, where the server serves them (the controller works without).
     let revs: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "default");
     if let Ok(list) = revs.list(&ListParams::default().labels("app=agent")).await {

@@ -180,6 +180,13 @@ async fn ordered_ready_creation_identity_scale_down_and_rolling_update() -> anyh
             .map(|(i, _)| i);
         assert!(new2_ready.is_some() && new2_ready < t1, "{l:?}");
     }
+    let out = c
+        .server
+        .kubectl_ok(&["rollout", "status", "statefulset/web", "--timeout=30s"]);
+    assert!(
+        out.contains("roll out complete") || out.contains("rolling update complete"),
+        "{out}"
+    );
     for i in 0..3 {
         let p = pods_api.get(&format!("web-{i}")).await?;
         let image = p.spec.and_then(|s| s.containers[0].image.clone());
