@@ -49,10 +49,15 @@ impl Clocked {
         Utc::now() + chrono::Duration::seconds(self.offset.load(Ordering::SeqCst))
     }
 
-    /// Moves the clock `secs` ahead and syncs every CronJob.
-    fn advance(&self, secs: i64) {
-        self.offset.fetch_add(secs, Ordering::SeqCst);
+    /// Moves the clock to 30 s past the minute `minutes` after the current one (so the
+    /// scheduled minute stays put for the next half minute of real time) and syncs every
+    /// CronJob. Returns that minute.
+    fn advance_minutes(&self, minutes: i64) -> DateTime<Utc> {
+        let target = minute_of(self.now()) + chrono::Duration::minutes(minutes);
+        let offset = (target + chrono::Duration::seconds(30) - Utc::now()).num_seconds();
+        self.offset.store(offset, Ordering::SeqCst);
         self.controller.resync_all();
+        target
     }
 }
 
@@ -116,8 +121,7 @@ async fn cronjob_runs_jobs_on_schedule_and_keeps_history() -> anyhow::Result<()>
     let uid = cj.uid().unwrap_or_default();
 
     // Two minutes later, the most recent minute runs (not every missed one).
-    clock.advance(120);
-    let scheduled = minute_of(clock.now());
+    let scheduled = clock.advance_minutes(2);
     let first = job_name("hello", scheduled);
     let j = wait_for(30, "the first job", || async {
         let jobs = jobs_of(&c.client, "hello").await?;
@@ -156,8 +160,7 @@ async fn cronjob_runs_jobs_on_schedule_and_keeps_history() -> anyhow::Result<()>
 
     // The next minute: a second job; with a history limit of 1 the first one goes once
     // the second has succeeded.
-    clock.advance(60);
-    let second = job_name("hello", minute_of(clock.now()));
+    let second = job_name("hello", clock.advance_minutes(1));
     assert_ne!(first, second);
     wait_for(60, "second job complete, first deleted", || async {
         let jobs = jobs_of(&c.client, "hello").await?;
@@ -188,16 +191,14 @@ async fn concurrency_policies_forbid_and_replace() -> anyhow::Result<()> {
         &cronjob("replace", "Replace", json!({}))?,
     )
     .await?;
-    clock.advance(60);
-    let first = job_name("forbid", minute_of(clock.now()));
+    let first = job_name("forbid", clock.advance_minutes(1));
     wait_for(30, "first jobs", || async {
         let f = jobs_of(&c.client, "forbid").await?;
         let r = jobs_of(&c.client, "replace").await?;
         Ok((f.len() == 1 && r.len() == 1).then_some(()))
     })
     .await?;
-    clock.advance(60);
-    let replaced = job_name("replace", minute_of(clock.now()));
+    let replaced = job_name("replace", clock.advance_minutes(1));
     // Replace: the running job is deleted and the new one started.
     wait_for(30, "replacement job", || async {
         let r = jobs_of(&c.client, "replace").await?;
@@ -244,7 +245,7 @@ async fn concurrency_policies_forbid_and_replace() -> anyhow::Result<()> {
     })
     .await?;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    clock.advance(60);
+    clock.advance_minutes(1);
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let r: Vec<String> = jobs_of(&c.client, "replace")
         .await?
