@@ -6,6 +6,7 @@ mod machine;
 mod pods;
 mod report;
 mod scenarios;
+mod scheduler;
 mod server;
 mod stats;
 
@@ -34,6 +35,9 @@ pub enum BenchCommand {
     /// API server throughput, latency, watch fan-out and memory against a `bosun server`
     /// child process on the embedded store (fsync on), and on etcd when it is installed.
     Api(ApiArgs),
+    /// Scheduler throughput and latency (upstream's SchedulingBasic on hollow nodes) and a
+    /// large Deployment rolled out from zero, against a `bosun server` child process.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 /// Whether to add the etcd column.
@@ -130,6 +134,7 @@ impl ApiArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Api(a) => api(a).await,
+        BenchCommand::Scheduler(a) => scheduler::run(a).await,
     }
 }
 
