@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_api::selector::LabelSelector;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -159,6 +159,7 @@ pub fn steps(
     pods: &BTreeMap<i32, Arc<Pod>>,
     current_replicas: i32,
     update_revision: &str,
+    now: DateTime<Utc>,
 ) -> Vec<Step> {
     let monotonic = !is_parallel(spec);
     let start = start_ordinal(spec);
@@ -191,7 +192,11 @@ pub fn steps(
                     return out;
                 }
             }
-            Some(p) if is_terminating(p) || !is_running_and_ready(p) => {
+            Some(p)
+                if is_terminating(p)
+                    || !is_running_and_ready(p)
+                    || !is_pod_available(p, spec.min_ready_seconds.unwrap_or(0), now) =>
+            {
                 if monotonic {
                     return out;
                 }
@@ -441,6 +446,7 @@ impl StatefulSetController {
             &by_ordinal,
             old_status.current_replicas.unwrap_or(0),
             &update_name,
+            Utc::now(),
         );
         let result = self
             .execute(
@@ -704,7 +710,7 @@ mod tests {
     fn ordered_ready_creates_one_at_a_time_in_order() {
         let s = base(3, "OrderedReady");
         assert_eq!(
-            steps(&s, &pods(vec![]), 0, "r1"),
+            steps(&s, &pods(vec![]), 0, "r1", Utc::now()),
             [Step::Create {
                 ordinal: 0,
                 current: false
@@ -712,10 +718,10 @@ mod tests {
         );
         // web-0 exists but is not ready: wait.
         let p = pods(vec![pod("web-0", "r1", "Pending", false, false)]);
-        assert!(steps(&s, &p, 0, "r1").is_empty());
+        assert!(steps(&s, &p, 0, "r1", Utc::now()).is_empty());
         let p = pods(vec![pod("web-0", "r1", "Running", true, false)]);
         assert_eq!(
-            steps(&s, &p, 0, "r1"),
+            steps(&s, &p, 0, "r1", Utc::now()),
             [Step::Create {
                 ordinal: 1,
                 current: false
@@ -726,7 +732,35 @@ mod tests {
             pod("web-0", "r1", "Failed", false, false),
             pod("web-1", "r1", "Running", true, false),
         ]);
-        assert_eq!(steps(&s, &p, 0, "r1"), [Step::Delete("web-0".into())]);
+        assert_eq!(
+            steps(&s, &p, 0, "r1", Utc::now()),
+            [Step::Delete("web-0".into())]
+        );
+    }
+
+    #[test]
+    fn ordered_ready_waits_min_ready_seconds() {
+        let mut s = base(2, "OrderedReady");
+        s.min_ready_seconds = Some(30);
+        let mut p0 = (*pod("web-0", "r1", "Running", true, false)).clone();
+        let ready_at = Utc::now() - chrono::Duration::seconds(10);
+        if let Some(c) = p0
+            .status
+            .as_mut()
+            .and_then(|st| st.conditions.as_mut())
+            .and_then(|cs| cs.first_mut())
+        {
+            c.last_transition_time = Some(util::time_of(ready_at));
+        }
+        let p = pods(vec![Arc::new(p0)]);
+        assert!(steps(&s, &p, 0, "r1", Utc::now()).is_empty());
+        assert_eq!(
+            steps(&s, &p, 0, "r1", ready_at + chrono::Duration::seconds(31)),
+            [Step::Create {
+                ordinal: 1,
+                current: false
+            }]
+        );
     }
 
     #[test]
@@ -734,7 +768,7 @@ mod tests {
         let s = base(3, "Parallel");
         let p = pods(vec![pod("web-1", "r1", "Pending", false, false)]);
         assert_eq!(
-            steps(&s, &p, 0, "r1"),
+            steps(&s, &p, 0, "r1", Utc::now()),
             [
                 Step::Create {
                     ordinal: 0,
@@ -757,18 +791,18 @@ mod tests {
             pod("web-2", "r1", "Running", true, false),
         ];
         assert_eq!(
-            steps(&s, &pods(all.clone()), 0, "r1"),
+            steps(&s, &pods(all.clone()), 0, "r1", Utc::now()),
             [Step::Delete("web-2".into())]
         );
         let mut t = all.clone();
         t[2] = pod("web-2", "r1", "Running", true, true);
         assert!(
-            steps(&s, &pods(t), 0, "r1").is_empty(),
+            steps(&s, &pods(t), 0, "r1", Utc::now()).is_empty(),
             "waits for web-2 to go"
         );
         let p = base(1, "Parallel");
         assert_eq!(
-            steps(&p, &pods(all), 0, "r1"),
+            steps(&p, &pods(all), 0, "r1", Utc::now()),
             [Step::Delete("web-2".into()), Step::Delete("web-1".into())]
         );
     }
@@ -782,18 +816,18 @@ mod tests {
             pod("web-2", "r1", "Running", true, false),
         ];
         assert_eq!(
-            steps(&s, &pods(old.clone()), 3, "r2"),
+            steps(&s, &pods(old.clone()), 3, "r2", Utc::now()),
             [Step::Delete("web-2".into())]
         );
         let mut mid = old.clone();
         mid[2] = pod("web-2", "r2", "Running", false, false);
         assert!(
-            steps(&s, &pods(mid.clone()), 3, "r2").is_empty(),
+            steps(&s, &pods(mid.clone()), 3, "r2", Utc::now()).is_empty(),
             "waits for web-2"
         );
         mid[2] = pod("web-2", "r2", "Running", true, false);
         assert_eq!(
-            steps(&s, &pods(mid), 3, "r2"),
+            steps(&s, &pods(mid), 3, "r2", Utc::now()),
             [Step::Delete("web-1".into())]
         );
         // With partition 2 only web-2 is updated; a recreated web-0 stays at the old revision.
@@ -806,14 +840,14 @@ mod tests {
             pod("web-2", "r2", "Running", true, false),
         ];
         assert_eq!(
-            steps(&s, &pods(done), 3, "r2"),
+            steps(&s, &pods(done), 3, "r2", Utc::now()),
             [Step::Create {
                 ordinal: 0,
                 current: true
             }]
         );
         s.update_strategy = serde_json::from_value(json!({"type": "OnDelete"})).ok();
-        assert!(steps(&s, &pods(old), 3, "r2").is_empty());
+        assert!(steps(&s, &pods(old), 3, "r2", Utc::now()).is_empty());
     }
 
     #[test]

@@ -252,3 +252,52 @@ async fn indexed_job_completes_every_index() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspended_job_runs_once_resumed() -> anyhow::Result<()> {
+    let c = cluster(1, &["job"]).await?;
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
+    let j = job(
+        "later",
+        json!({"completions": 2, "parallelism": 2, "suspend": true}),
+        json!({"hollow.bosun.dev/succeed-after": "0.3"}),
+    )?;
+    let uid = jobs
+        .create(&PostParams::default(), &j)
+        .await?
+        .uid()
+        .unwrap_or_default();
+    let sel = format!("batch.kubernetes.io/controller-uid={uid}");
+    let suspended = wait_for(30, "Suspended condition", || async {
+        let j = jobs.get("later").await?;
+        Ok(condition(&j, "Suspended").map(|r| (j, r)))
+    })
+    .await?;
+    assert_eq!(suspended.1, "JobSuspended");
+    assert!(suspended.0.status.and_then(|s| s.start_time).is_none());
+    assert!(pods(&c.client, "default", &sel).await?.is_empty());
+    let patch = json!({"spec": {"suspend": false}});
+    jobs.patch(
+        "later",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    let done = wait_for(60, "job complete after resume", || async {
+        let j = jobs.get("later").await?;
+        Ok(condition(&j, "Complete").map(|_| j))
+    })
+    .await?;
+    let resumed = done
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Suspended");
+    assert_eq!(
+        resumed.map(|c| (c.status, c.reason.unwrap_or_default())),
+        Some(("False".to_string(), "JobResumed".to_string()))
+    );
+    assert_eq!(pods(&c.client, "default", &sel).await?.len(), 2);
+    Ok(())
+}
