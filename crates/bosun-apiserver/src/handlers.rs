@@ -387,22 +387,8 @@ async fn resource_request(
         }
         (Method::POST, Some("eviction")) => {
             let body = read_body(req).await?;
-            let (ev, _) = codec::decode_body(
-                &body,
-                codec::BodyType::from_content_type(ct.as_deref())?,
-                false,
-            )?;
-            let opts = ev
-                .get("deleteOptions")
-                .map(|o| o.to_string())
-                .unwrap_or_default();
-            let mut parent = rp.clone();
-            parent.subresource = None;
-            reg.delete(&parent, q, opts.as_bytes()).await?;
-            Ok(json_response(
-                201,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-            ))
+            let status = crate::eviction::evict(reg, &rp, q, &body, ct.as_deref()).await?;
+            Ok(json_response(201, &status))
         }
         (_, Some(s)) if ["log", "exec", "attach", "portforward", "proxy"].contains(&s) => {
             Err(StatusError::service_unavailable(format!(

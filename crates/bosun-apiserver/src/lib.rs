@@ -12,6 +12,7 @@ pub mod cache;
 pub mod codec;
 pub mod convert;
 pub mod discovery;
+pub mod eviction;
 pub mod filter;
 pub mod handlers;
 pub mod kinds;

@@ -45,6 +45,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod error;
 pub mod events;
@@ -96,6 +97,7 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice-controller",
     "node-lifecycle-controller",
     "persistentvolume-binder-controller",
+    "disruption-controller",
     "job-controller",
     "cronjob-controller",
     "daemonset-controller",
@@ -333,6 +335,13 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
         let c = crate::pvbinder::PvBinder::new(
             &informers,
             Recorder::new(client.clone(), "persistentvolume-controller"),
+        );
+        tasks.spawn(async move { c.run(1).await });
+    }
+    if opts.enabled("disruption") {
+        let c = crate::disruption::DisruptionController::new(
+            &informers,
+            Recorder::new(client.clone(), "controllermanager"),
         );
         tasks.spawn(async move { c.run(1).await });
     }
