@@ -61,6 +61,9 @@ pub enum Error {
     Shim { id: String, msg: String },
     #[error("cgroup {path}: {msg}")]
     Cgroup { path: PathBuf, msg: String },
+    /// A registry pull failed; its kind says why (`Error::pull_error_kind`).
+    #[error(transparent)]
+    Pull(crate::image::registry::PullError),
     #[error("{0}")]
     Other(String),
 }

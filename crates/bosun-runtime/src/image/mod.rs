@@ -12,6 +12,7 @@
 //! agent runs) sees complete blobs and layers or nothing.
 mod import;
 pub mod reference;
+pub mod registry;
 pub mod unpack;
 
 use std::collections::{BTreeMap, HashSet};
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
 
 pub use reference::normalize;
+pub use registry::{Credential, PullError, PullErrorKind, PullOptions, PullReport};
 
 /// What `image ls` shows for one reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,10 @@ pub fn normalize(reference: &str) -> Result<String> {
     let first = parts.next().unwrap_or_default();
     let rest = parts.next();
     let full = match rest {
+        // Docker Hub's official images live under `library/`, however the name is written.
+        Some(rest) if first == "docker.io" && !rest.contains('/') => {
+            format!("docker.io/library/{rest}")
+        }
         Some(rest) if first.contains('.') || first.contains(':') || first == "localhost" => {
             format!("{first}/{rest}")
         }
@@ -61,6 +65,10 @@ mod tests {
             "docker.io/library/busybox:latest"
         );
         assert_eq!(normalize("user/app:1").unwrap(), "docker.io/user/app:1");
+        assert_eq!(
+            normalize("docker.io/busybox").unwrap(),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(
             normalize("bosun.test/busybox:latest").unwrap(),
             "bosun.test/busybox:latest"
