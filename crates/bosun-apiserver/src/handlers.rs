@@ -305,6 +305,11 @@ async fn resource_request(
         (Method::GET, None) if named => {
             allowed(Verb::Get)?;
             let accept = codec::negotiate(header(headers, "accept"))?;
+            if accept == Accept::Json && rp.def.is_storage_version() {
+                // The cached bytes are the answer: no decode, no re-encode.
+                let obj = reg.get_cached(&rp, q).await?;
+                return Ok(bytes_response(200, obj.bytes.clone(), "application/json"));
+            }
             let obj = reg.get(&rp, q).await?;
             respond_object(&rp, accept, q, obj, 200)
         }

@@ -258,6 +258,17 @@ impl Registry {
 
     /// GET of one object, from the cache.
     pub async fn get(&self, rp: &ResourcePath, q: &Query) -> Result<Value, StatusError> {
+        let obj = self.get_cached(rp, q).await?;
+        Ok(convert::from_storage(rp.def, obj.value()?))
+    }
+
+    /// GET of one object as the cache holds it: its JSON at the storage version, encoded
+    /// once when it was written.
+    pub async fn get_cached(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+    ) -> Result<Arc<cache::CachedObject>, StatusError> {
         let name = rp.name.as_deref().unwrap_or_default();
         self.sync_for(q).await?;
         let rc = self
@@ -265,8 +276,7 @@ impl Registry {
             .resource(rp.def)
             .ok_or_else(StatusError::path_not_found)?;
         let (obj, _) = rc.get(&Self::key(rp, name));
-        let obj = obj.ok_or_else(|| Self::not_found(rp, name))?;
-        Ok(convert::from_storage(rp.def, obj.value()?))
+        obj.ok_or_else(|| Self::not_found(rp, name))
     }
 
     /// LIST, from the cache, with selectors and pagination.
@@ -652,7 +662,7 @@ impl Registry {
         if def.kind == "Pod" && def.group.is_empty() {
             crate::admission::default_toleration_seconds(&mut obj, &self.admission);
         }
-        let (mut obj, errs) = kops.admit_create(obj).map_err(StatusError::internal)?;
+        let (obj, errs) = kops.admit_create(obj).map_err(StatusError::internal)?;
         if !errs.is_empty() {
             return Err(StatusError::invalid(
                 rp.def.group,
@@ -661,6 +671,8 @@ impl Registry {
                 &errs,
             ));
         }
+        let mut obj =
+            crate::admission::admit_create(self, rp, kops, &name, obj, q.dry_run()?).await?;
         self.check_namespace(rp, &name).await?;
         let key = Self::key(rp, &name);
         let dry_run = q.dry_run()?;

@@ -1,6 +1,7 @@
 //! The `bosun` binary: `bosun server` runs the API server on the embedded store (or an
 //! etcd cluster with `--datastore-endpoint`).
 
+mod allocator;
 mod bench;
 
 use std::net::IpAddr;
