@@ -30,6 +30,80 @@ enum Command {
     Hollow(HollowArgs),
     /// Benchmarks (`bosun bench api`).
     Bench(bench::BenchArgs),
+    /// Run the node agent (kubelet and container runtime); needs root.
+    Agent(AgentArgs),
+    /// Manage the node's images (`import`, `ls`, `rm`, `pull`); safe while the agent runs.
+    Image(ImageArgs),
+    /// The per-container supervisor the runtime starts (internal; dispatched before the async
+    /// runtime starts, since it forks).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// The agent's default data directory (images, containers, pods).
+const AGENT_DATA_DIR: &str = "/var/lib/bosun/agent";
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// URL of the API server, e.g. https://10.0.0.1:6443.
+    #[arg(long)]
+    server: Option<String>,
+    /// The node join token (the server's DATA_DIR/node-token).
+    #[arg(long, env = "BOSUN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The cluster CA that signed the server's certificate (the server's DATA_DIR/tls/ca.crt):
+    /// the agent verifies the server with it and trusts it for callers of the kubelet API.
+    #[arg(long)]
+    server_ca: Option<PathBuf>,
+    /// Instead of --server/--token/--server-ca: a kubeconfig (its CA is trusted the same way).
+    #[arg(long, conflicts_with_all = ["server", "token", "server_ca"])]
+    kubeconfig: Option<PathBuf>,
+    /// Images, containers, sandboxes and pod directories.
+    #[arg(long, default_value = AGENT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The Node's name (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's InternalIP (default: the first non-loopback IPv4 address).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// Port of the kubelet HTTPS API (logs).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// Nameservers written into pods' resolv.conf (default: the host's resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<String>,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// The agent's data directory.
+    #[arg(long, global = true, default_value = AGENT_DATA_DIR)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import an OCI layout directory, an OCI archive or a `docker save` archive.
+    Import {
+        file: PathBuf,
+        /// Reference to record instead of the archive's.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List images.
+    Ls,
+    /// Remove an image reference (refused while a container uses it).
+    Rm { reference: String },
+    /// Pull an image from a registry (not implemented yet).
+    Pull { reference: String },
 }
 
 #[derive(clap::Args)]
@@ -302,7 +376,128 @@ async fn shutdown_signal() {
     }
 }
 
+fn image(args: ImageArgs) -> anyhow::Result<()> {
+    let store = bosun_runtime::image::ImageStore::open(&args.data_dir)
+        .with_context(|| format!("opening the image store in {}", args.data_dir.display()))?;
+    match args.command {
+        ImageCommand::Import { file, name } => {
+            let imported = store
+                .import(&file, name.as_deref())
+                .with_context(|| format!("importing {}", file.display()))?;
+            for i in imported {
+                println!("imported {} {}", i.reference, i.config_digest);
+            }
+        }
+        ImageCommand::Ls => {
+            println!("{:<60} {:<20} {:>10}", "REFERENCE", "IMAGE ID", "SIZE");
+            for i in store.list().context("listing images")? {
+                let id = i.config_digest.trim_start_matches("sha256:");
+                println!(
+                    "{:<60} {:<20} {:>10}",
+                    i.reference,
+                    &id[..id.len().min(13)],
+                    format!("{:.1}MiB", i.size as f64 / (1024.0 * 1024.0))
+                );
+            }
+        }
+        ImageCommand::Rm { reference } => {
+            let info = store
+                .remove(&reference)
+                .with_context(|| format!("removing {reference}"))?;
+            println!("removed {}", info.reference);
+        }
+        ImageCommand::Pull { reference } => anyhow::bail!(
+            "bosun image pull {reference}: pulling from a registry is not implemented yet; \
+             import the image instead (`bosun image import FILE --name {reference}`)"
+        ),
+    }
+    Ok(())
+}
+
+/// The agent's API client and the CA it trusts, from --kubeconfig or --server/--token/--server-ca.
+async fn agent_client(args: &AgentArgs) -> anyhow::Result<(kube::Client, String)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let kc = match &args.kubeconfig {
+        Some(path) => kube::config::Kubeconfig::read_from(path)
+            .with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            let server = args
+                .server
+                .as_deref()
+                .context("bosun agent needs --server URL (or --kubeconfig FILE)")?;
+            let token = args
+                .token
+                .as_deref()
+                .context("bosun agent needs --token TOKEN (the server's DATA_DIR/node-token)")?;
+            let ca_path = args.server_ca.as_deref().context(
+                "bosun agent needs --server-ca FILE (the server's DATA_DIR/tls/ca.crt) to verify the server",
+            )?;
+            let ca =
+                std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Config", "current-context": "default",
+                "clusters": [{"name": "default", "cluster": {"server": server, "certificate-authority-data": b64.encode(ca)}}],
+                "users": [{"name": "default", "user": {"token": token.trim()}}],
+                "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
+            }))
+            .context("building the agent's client configuration")?
+        }
+    };
+    let cluster = kc
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.clone())
+        .context("the kubeconfig has no cluster")?;
+    let ca_pem = match (
+        &cluster.certificate_authority_data,
+        &cluster.certificate_authority,
+    ) {
+        (Some(d), _) => String::from_utf8(
+            b64.decode(d.trim())
+                .context("decoding certificate-authority-data")?,
+        )
+        .context("certificate-authority-data is not PEM")?,
+        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
+        (None, None) => {
+            anyhow::bail!("the cluster configuration names no CA; pass --server-ca FILE")
+        }
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("building the agent's client configuration")?;
+    Ok((
+        kube::Client::try_from(config).context("building the agent's client")?,
+        ca_pem,
+    ))
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let (client, ca_pem) = agent_client(&args).await?;
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    let mut cfg = bosun_kubelet::KubeletConfig::new(node_name, args.data_dir.clone(), ca_pem);
+    cfg.node_ip = args.node_ip;
+    cfg.port = args.kubelet_port;
+    cfg.cluster_dns = args.cluster_dns.clone();
+    cfg.cluster_domain = args.cluster_domain.clone();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    tokio::select! {
+        r = bosun_kubelet::run(client, cfg) => r.context("the agent stopped"),
+        _ = shutdown_signal() => {
+            // Containers keep running under their shims; the next agent adopts them.
+            println!("agent stopping; containers keep running");
+            Ok(())
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    // The shim forks: it must run before any thread (tokio's) exists.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("shim") {
+        std::process::exit(bosun_runtime::shim::main(argv[2..].to_vec()));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BOSUN_LOG")
@@ -310,6 +505,15 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    match cli.command {
+        Command::Agent(_) if !bosun_kubelet::is_root() => {
+            eprintln!("bosun agent needs root (it mounts filesystems, creates namespaces and cgroups); run it as root");
+            std::process::exit(1);
+        }
+        Command::Image(a) => return image(a),
+        Command::Shim { args } => std::process::exit(bosun_runtime::shim::main(args)),
+        _ => {}
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -319,6 +523,8 @@ fn main() -> anyhow::Result<()> {
             Command::Server(a) => server(a).await,
             Command::Hollow(a) => hollow(a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::Agent(a) => agent(a).await,
+            Command::Image(_) | Command::Shim { .. } => Ok(()),
         }
     })
 }

@@ -1,0 +1,177 @@
+//! bosun's kubelet: registers its Node and keeps its status and Lease fresh, runs one worker
+//! (a state machine) per pod bound to the node on the native runtime (`bosun-runtime`), probes
+//! containers, prepares volumes, reports pod status and events, and serves the kubelet HTTPS
+//! API (container logs) that the API server proxies `pods/log` to.
+//!
+//! [`run`] is the whole agent; dropping its future (or aborting the task running it) stops
+//! every worker but leaves containers running: their shims outlive the agent, and the next
+//! [`run`] over the same data dir adopts them.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod envvars;
+pub mod error;
+mod events;
+pub mod logs;
+pub mod node;
+mod pods;
+mod probe;
+mod server;
+pub mod status;
+mod volumes;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bosun_runtime::{Runtime, RuntimeConfig};
+
+pub use error::{Error, Result};
+
+/// The Kubernetes version this kubelet reports (the API level it follows).
+pub const KUBELET_VERSION: &str = "v1.34.0-bosun";
+
+/// The kubelet's settings; defaults are upstream's unless noted.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    pub node_name: String,
+    /// The agent's `--data-dir` (images, containers, sandboxes, pods).
+    pub data_dir: PathBuf,
+    /// `--node-ip`; default: the first non-loopback IPv4 address.
+    pub node_ip: Option<IpAddr>,
+    /// Address of the kubelet API (upstream `--address`, default 0.0.0.0).
+    pub bind_address: IpAddr,
+    /// Port of the kubelet API (upstream 10250; 0 picks a free one).
+    pub port: u16,
+    /// PEM of the CA whose client certificates may call the kubelet API (the cluster CA, as
+    /// upstream's `--client-ca-file`).
+    pub client_ca_pem: String,
+    /// The shim program and its leading args (default: this executable, `shim`).
+    pub shim_program: Option<PathBuf>,
+    pub shim_args: Option<Vec<String>>,
+    /// `--max-pods` (110).
+    pub max_pods: u32,
+    /// Lease duration (40 s) and renewal interval (10 s, a quarter of it).
+    pub lease_duration_seconds: i32,
+    pub lease_renew_interval: Duration,
+    /// `nodeStatusReportFrequency` (upstream 5 min when unchanged; we write every 1 min).
+    pub node_status_update_frequency: Duration,
+    /// How often a pod worker re-syncs without news (upstream's resync is 1 min; we poll
+    /// container state every second because the shim writes it to files).
+    pub sync_period: Duration,
+    /// `--cluster-dns` (empty: pods get the host's resolv.conf, as upstream without DNS).
+    pub cluster_dns: Vec<String>,
+    /// `--cluster-domain` (cluster.local).
+    pub cluster_domain: String,
+}
+
+impl KubeletConfig {
+    pub fn new(
+        node_name: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        client_ca_pem: String,
+    ) -> Self {
+        KubeletConfig {
+            node_name: node_name.into(),
+            data_dir: data_dir.into(),
+            node_ip: None,
+            bind_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 10250,
+            client_ca_pem,
+            shim_program: None,
+            shim_args: None,
+            max_pods: 110,
+            lease_duration_seconds: 40,
+            lease_renew_interval: Duration::from_secs(10),
+            node_status_update_frequency: Duration::from_secs(60),
+            sync_period: Duration::from_secs(1),
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+
+    fn runtime_config(&self) -> RuntimeConfig {
+        let mut rc = RuntimeConfig::new(&self.data_dir);
+        if let Some(p) = &self.shim_program {
+            rc.shim_program = p.clone();
+        }
+        if let Some(a) = &self.shim_args {
+            rc.shim_args = a.clone();
+        }
+        rc
+    }
+}
+
+/// What the kubelet API needs to know about a pod the node runs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PodEntry {
+    pub uid: String,
+    /// Container name → (current container id, attempt).
+    pub containers: HashMap<String, (String, u32)>,
+}
+
+/// Everything the kubelet's tasks share.
+pub(crate) struct Ctx {
+    pub cfg: KubeletConfig,
+    pub client: kube::Client,
+    pub runtime: Arc<Runtime>,
+    pub node_ip: IpAddr,
+    pub kubelet_port: u16,
+    /// (namespace, name) → entry, for the kubelet API.
+    pub pods: Mutex<HashMap<(String, String), PodEntry>>,
+}
+
+impl Ctx {
+    pub(crate) fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.cfg.data_dir.join("pods").join(uid)
+    }
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs the kubelet until an unrecoverable error; see the crate docs for what dropping it does.
+pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
+    if !is_root() {
+        return Err(Error::NotRoot);
+    }
+    let rc = cfg.runtime_config();
+    let runtime = tokio::task::spawn_blocking(move || Runtime::new(rc))
+        .await
+        .map_err(|e| Error::Config(format!("opening the runtime: {e}")))??;
+    let node_ip = cfg.node_ip.unwrap_or_else(node::default_node_ip);
+    let listener = server::bind(&cfg).await?;
+    let kubelet_port = listener
+        .local_addr()
+        .map_err(Error::io("local address of", "kubelet listener"))?
+        .port();
+    let ctx = Arc::new(Ctx {
+        cfg,
+        client,
+        runtime: Arc::new(runtime),
+        node_ip,
+        kubelet_port,
+        pods: Mutex::new(HashMap::new()),
+    });
+    node::register(&ctx).await?;
+    tracing::info!(node = %ctx.cfg.node_name, %node_ip, kubelet_port, "node registered");
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(node::heartbeat_loop(ctx.clone()));
+    let tls = server::tls_config(&ctx)?;
+    tasks.spawn(server::serve(ctx.clone(), listener, tls));
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        if let Err(e) = pods::run(c).await {
+            tracing::error!(error = %e, "pod manager stopped");
+        }
+    });
+    // The tasks run until the process ends; one ending early is a bug worth surfacing.
+    if let Some(r) = tasks.join_next().await {
+        return Err(Error::Config(format!("a kubelet task ended: {r:?}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The kubelet HTTPS API (upstream port 10250): `/healthz` and
+//! `/containerLogs/{namespace}/{pod}/{container}` (follow, previous, tailLines, sinceSeconds,
+//! sinceTime, timestamps, limitBytes). Callers must present a client certificate signed by
+//! the cluster CA (upstream's `--client-ca-file`), which the API server does when it proxies
+//! `pods/log`. The serving certificate is self-signed, made at start: upstream's API server
+//! does not verify kubelet certificates unless given `--kubelet-certificate-authority`.
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+use crate::logs::{self, LogOptions};
+use crate::Ctx;
+
+pub(crate) async fn bind(cfg: &crate::KubeletConfig) -> Result<TcpListener> {
+    let addr = std::net::SocketAddr::new(cfg.bind_address, cfg.port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(Error::io("listen on", addr.to_string()))
+}
+
+pub(crate) fn tls_config(ctx: &Ctx) -> Result<Arc<rustls::ServerConfig>> {
+    let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let names = vec![
+        ctx.cfg.node_name.clone(),
+        ctx.node_ip.to_string(),
+        "localhost".to_string(),
+    ];
+    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| tls(&e))?;
+    let cert = ck.cert.der().clone();
+    let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der()).map_err(|e| tls(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ctx.cfg.client_ca_pem.as_bytes()) {
+        roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| tls(&e))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], key)
+        .map_err(|e| tls(&e))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+pub(crate) async fn serve(ctx: Arc<Ctx>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
+        .with_state(ctx);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "kubelet API accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(io) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move {
+                    use tower::ServiceExt;
+                    app.oneshot(req).await
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(io), svc)
+                .await;
+        });
+    }
+}
+
+fn bad(code: StatusCode, msg: String) -> Response {
+    (code, msg).into_response()
+}
+
+async fn container_logs(
+    State(ctx): State<Arc<Ctx>>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "1");
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let mut opts = LogOptions {
+        follow: flag("follow"),
+        previous: flag("previous"),
+        timestamps: flag("timestamps"),
+        tail_lines: num("tailLines").map(|n| n.max(0) as usize),
+        limit_bytes: num("limitBytes").map(|n| n.max(0) as usize),
+        since_time: q.get("sinceTime").and_then(|t| t.parse().ok()),
+    };
+    if let Some(s) = num("sinceSeconds") {
+        opts.since_time = Some(chrono::Utc::now() - chrono::Duration::seconds(s));
+    }
+    let entry = ctx
+        .pods
+        .lock()
+        .ok()
+        .and_then(|p| p.get(&(ns.clone(), pod.clone())).cloned());
+    let Some(entry) = entry else {
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("pod \"{pod}\" in namespace \"{ns}\" is not running on this node"),
+        );
+    };
+    let Some((id, n)) = entry.containers.get(&container).cloned() else {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+            ),
+        );
+    };
+    let dir = ctx.pod_dir(&entry.uid);
+    let path = if opts.previous {
+        let p = (n > 0)
+            .then(|| logs::log_path(&dir, &container, n - 1))
+            .filter(|p| p.exists());
+        match p {
+            Some(p) => p,
+            None => {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+                    ),
+                )
+            }
+        }
+    } else {
+        logs::log_path(&dir, &container, n)
+    };
+    let follow = opts.follow && !opts.previous;
+    let rt = ctx.runtime.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+    tokio::spawn(async move {
+        let mut offset = 0u64;
+        let mut pending = String::new();
+        let mut first = true;
+        let mut budget = opts.limit_bytes;
+        loop {
+            let running = rt.state(&id).is_ok_and(|s| {
+                matches!(
+                    s.status,
+                    bosun_runtime::Status::Running | bosun_runtime::Status::Created
+                )
+            });
+            let p = path.clone();
+            let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+                let mut f = match std::fs::File::open(&p) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok((String::new(), offset))
+                    }
+                    Err(e) => return Err(e),
+                };
+                f.seek(SeekFrom::Start(offset))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                // Only whole records: a record being written stays for the next read.
+                let end = buf
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
+                buf.truncate(end);
+                Ok((
+                    String::from_utf8_lossy(&buf).into_owned(),
+                    offset + end as u64,
+                ))
+            })
+            .await;
+            let (text, next) = match chunk {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(_) => return,
+            };
+            offset = next;
+            let mut lines = logs::render(&text, &opts, &mut pending);
+            if first {
+                lines = logs::tail(lines, opts.tail_lines);
+                first = false;
+            }
+            for l in lines {
+                let mut b = l.into_bytes();
+                if let Some(left) = budget.as_mut() {
+                    if *left == 0 {
+                        return;
+                    }
+                    b.truncate(*left);
+                    *left -= b.len();
+                }
+                if tx.send(Ok(bytes::Bytes::from(b))).await.is_err() {
+                    return;
+                }
+            }
+            if !follow || (!running && text.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    Response::builder()
+        .header("content-type", "text/plain")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| {
+            bad(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "building the response".into(),
+            )
+        })
+}
