@@ -1,0 +1,345 @@
+//! The nftables ruleset of the service proxy, generated as text from the service ports
+//! (names, chains and maps follow upstream kube-proxy's nftables mode).
+//!
+//! The body is a list of `add` commands so the same text serves both a full sync (the table
+//! deleted and recreated in one transaction) and an incremental one (`flush table`, which
+//! keeps the session-affinity sets' elements, then stale chains and sets deleted).
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use ipnet::Ipv4Net;
+
+use super::model::{Endpoint, ServicePort};
+
+/// The proxy's nftables table (`ip` family).
+pub const TABLE: &str = "bosun";
+/// Packet mark asking for masquerade in postrouting (upstream's 0x4000).
+pub const MASQ_MARK: &str = "0x4000";
+
+const MAPS: [(&str, &str); 4] = [
+    (
+        "service-ips",
+        "ipv4_addr . inet_proto . inet_service : verdict",
+    ),
+    ("service-nodeports", "inet_proto . inet_service : verdict"),
+    (
+        "no-endpoint-services",
+        "ipv4_addr . inet_proto . inet_service : verdict",
+    ),
+    (
+        "no-endpoint-nodeports",
+        "inet_proto . inet_service : verdict",
+    ),
+];
+
+/// A generated ruleset: the command text and the chains and sets it declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    pub body: String,
+    pub chains: BTreeSet<String>,
+    pub sets: BTreeSet<String>,
+}
+
+impl Ruleset {
+    /// Replaces whatever the table held, in one transaction.
+    pub fn full(&self) -> String {
+        format!(
+            "add table ip {TABLE}\ndelete table ip {TABLE}\n{}",
+            self.body
+        )
+    }
+
+    /// Rewrites the rules while keeping dynamic set contents (session affinity), then deletes
+    /// chains and sets of `previous` that this ruleset no longer has.
+    pub fn incremental(&self, previous: &Ruleset) -> String {
+        let mut s = format!(
+            "add table ip {TABLE}\nflush table ip {TABLE}\n{}",
+            self.body
+        );
+        for c in previous.chains.difference(&self.chains) {
+            let _ = writeln!(s, "delete chain ip {TABLE} {c}");
+        }
+        for c in previous.sets.difference(&self.sets) {
+            let _ = writeln!(s, "delete set ip {TABLE} {c}");
+        }
+        s
+    }
+}
+
+/// Settings the rules depend on besides the services.
+#[derive(Debug, Clone)]
+pub struct RulesConfig {
+    /// Traffic to a ClusterIP from outside this CIDR is masqueraded (upstream's
+    /// `--cluster-cidr` behaviour), so replies come back through this node.
+    pub cluster_cidr: Ipv4Net,
+}
+
+/// A short stable hash (8 base32 characters) making chain names unique whatever the
+/// readable part looks like, as upstream's `servicePortChainNameBase`.
+pub fn hash8(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    const ALPHA: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    (0..8)
+        .map(|i| ALPHA[((h >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+fn named(prefix: &str, id: &str) -> String {
+    format!("{prefix}-{}-{id}", hash8(id))
+}
+
+fn endpoint_id(sp: &ServicePort, ep: &Endpoint) -> String {
+    format!("{}__{}/{}", sp.id(), ep.ip, ep.port)
+}
+
+struct Gen {
+    /// Table, maps, chains and sets: declared before any rule jumps to them.
+    out: String,
+    rules: String,
+    elems: String,
+    chains: BTreeSet<String>,
+    sets: BTreeSet<String>,
+}
+
+impl Gen {
+    fn chain(&mut self, name: &str) {
+        let _ = writeln!(self.out, "add chain ip {TABLE} {name}");
+        self.chains.insert(name.to_string());
+    }
+    fn base(&mut self, name: &str, spec: &str) {
+        let _ = writeln!(self.out, "add chain ip {TABLE} {name} {{ {spec}; }}");
+        self.chains.insert(name.to_string());
+    }
+    fn rule(&mut self, chain: &str, rule: &str) {
+        let _ = writeln!(self.rules, "add rule ip {TABLE} {chain} {rule}");
+    }
+    fn element(&mut self, map: &str, elem: &str) {
+        let _ = writeln!(self.elems, "add element ip {TABLE} {map} {{ {elem} }}");
+    }
+}
+
+/// Spreads over `targets` with `numgen random`, or a plain goto for one target.
+fn spread(targets: &[String]) -> String {
+    if targets.len() == 1 {
+        return format!("goto {}", targets[0]);
+    }
+    let arms: Vec<String> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{i} : goto {t}"))
+        .collect();
+    format!(
+        "numgen random mod {} vmap {{ {} }}",
+        targets.len(),
+        arms.join(", ")
+    )
+}
+
+/// Generates the ruleset for `ports` (as sorted by `service_ports`).
+pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
+    let mut g = Gen {
+        out: String::new(),
+        rules: String::new(),
+        elems: String::new(),
+        chains: BTreeSet::new(),
+        sets: BTreeSet::new(),
+    };
+    let cidr = cfg.cluster_cidr.trunc();
+    let _ = writeln!(
+        g.out,
+        "add table ip {TABLE} {{ comment \"bosun service proxy\"; }}"
+    );
+    for (name, ty) in MAPS {
+        let _ = writeln!(g.out, "add map ip {TABLE} {name} {{ type {ty}; }}");
+        let _ = writeln!(g.out, "flush map ip {TABLE} {name}");
+    }
+    // Base chains, at upstream's priorities.
+    g.base(
+        "filter-input",
+        "type filter hook input priority -110; policy accept",
+    );
+    g.rule("filter-input", "ct state new jump service-endpoints-check");
+    g.base(
+        "filter-forward",
+        "type filter hook forward priority -110; policy accept",
+    );
+    g.rule(
+        "filter-forward",
+        "ct state new jump service-endpoints-check",
+    );
+    g.base(
+        "filter-output",
+        "type filter hook output priority -110; policy accept",
+    );
+    g.rule("filter-output", "ct state new jump service-endpoints-check");
+    g.base(
+        "nat-prerouting",
+        "type nat hook prerouting priority dstnat; policy accept",
+    );
+    g.rule("nat-prerouting", "jump services");
+    g.base(
+        "nat-output",
+        "type nat hook output priority -100; policy accept",
+    );
+    g.rule("nat-output", "jump services");
+    g.base(
+        "nat-postrouting",
+        "type nat hook postrouting priority srcnat; policy accept",
+    );
+    g.rule("nat-postrouting", "jump masquerading");
+
+    g.chain("masquerading");
+    g.rule(
+        "masquerading",
+        &format!("meta mark & {MASQ_MARK} == 0 return"),
+    );
+    g.rule(
+        "masquerading",
+        &format!("meta mark set meta mark ^ {MASQ_MARK}"),
+    );
+    g.rule("masquerading", "masquerade fully-random");
+    g.chain("mark-for-masquerade");
+    g.rule(
+        "mark-for-masquerade",
+        &format!("meta mark set meta mark | {MASQ_MARK}"),
+    );
+    g.chain("reject-chain");
+    g.rule("reject-chain", "reject");
+    g.chain("service-endpoints-check");
+    g.rule(
+        "service-endpoints-check",
+        "ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+    );
+    g.rule(
+        "service-endpoints-check",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports",
+    );
+    g.chain("services");
+    g.rule(
+        "services",
+        "ip daddr . meta l4proto . th dport vmap @service-ips",
+    );
+    g.rule(
+        "services",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
+    );
+
+    for sp in ports {
+        let id = sp.id();
+        let proto = sp.protocol.nft();
+        // Endpoint chains, one per endpoint (all of them: the local-only lists pick a subset).
+        let mut ep_chain = Vec::with_capacity(sp.endpoints.len());
+        for ep in &sp.endpoints {
+            let eid = endpoint_id(sp, ep);
+            let chain = named("endpoint", &eid);
+            g.chain(&chain);
+            g.rule(
+                &chain,
+                &format!("ip saddr {} jump mark-for-masquerade", ep.ip),
+            );
+            if let Some(t) = sp.affinity_timeout {
+                let set = named("affinity", &eid);
+                let _ = writeln!(
+                    g.out,
+                    "add set ip {TABLE} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {t}s; }}"
+                );
+                g.sets.insert(set.clone());
+                g.rule(&chain, &format!("update @{set} {{ ip saddr }}"));
+            }
+            g.rule(
+                &chain,
+                &format!("meta l4proto {proto} dnat to {}:{}", ep.ip, ep.port),
+            );
+            ep_chain.push((ep, chain));
+        }
+        let pick = |local_only: bool| -> Vec<(&Endpoint, String)> {
+            ep_chain
+                .iter()
+                .filter(|(e, _)| !local_only || e.local)
+                .map(|(e, c)| (*e, c.clone()))
+                .collect()
+        };
+        let affinity_rules = |g: &mut Gen, chain: &str, eps: &[(&Endpoint, String)]| {
+            if sp.affinity_timeout.is_some() {
+                for (e, c) in eps {
+                    let set = named("affinity", &endpoint_id(sp, e));
+                    g.rule(chain, &format!("ip saddr @{set} goto {c}"));
+                }
+            }
+        };
+
+        // The ClusterIP ("cluster") side.
+        let cluster_eps = pick(sp.internal_local);
+        let svc_chain = named("service", &id);
+        let key = format!("{} . {proto} . {}", sp.cluster_ip, sp.port);
+        if cluster_eps.is_empty() {
+            g.element(
+                "no-endpoint-services",
+                &format!("{key} : goto reject-chain"),
+            );
+        } else {
+            g.chain(&svc_chain);
+            g.rule(
+                &svc_chain,
+                &format!(
+                    "ip daddr {} {proto} dport {} ip saddr != {cidr} jump mark-for-masquerade",
+                    sp.cluster_ip, sp.port
+                ),
+            );
+            affinity_rules(&mut g, &svc_chain, &cluster_eps);
+            let targets: Vec<String> = cluster_eps.iter().map(|(_, c)| c.clone()).collect();
+            g.rule(&svc_chain, &spread(&targets));
+            g.element("service-ips", &format!("{key} : goto {svc_chain}"));
+        }
+
+        // The NodePort ("external") side.
+        let Some(np) = sp.node_port else { continue };
+        let nkey = format!("{proto} . {np}");
+        let has_cluster = !cluster_eps.is_empty();
+        if !sp.external_local {
+            if !has_cluster {
+                g.element(
+                    "no-endpoint-nodeports",
+                    &format!("{nkey} : goto reject-chain"),
+                );
+                continue;
+            }
+            let ext = named("external", &id);
+            g.chain(&ext);
+            g.rule(&ext, "jump mark-for-masquerade");
+            g.rule(&ext, &format!("goto {svc_chain}"));
+            g.element("service-nodeports", &format!("{nkey} : goto {ext}"));
+            continue;
+        }
+        // externalTrafficPolicy: Local keeps the client's address and only uses endpoints on
+        // this node; pods and the node itself may still use any endpoint.
+        let ext = named("external", &id);
+        g.chain(&ext);
+        if has_cluster {
+            g.rule(&ext, &format!("ip saddr {cidr} goto {svc_chain}"));
+            g.rule(&ext, "fib saddr type local jump mark-for-masquerade");
+            g.rule(&ext, &format!("fib saddr type local goto {svc_chain}"));
+        }
+        let local = pick(true);
+        if local.is_empty() {
+            g.rule(&ext, "drop");
+        } else {
+            affinity_rules(&mut g, &ext, &local);
+            let targets: Vec<String> = local.iter().map(|(_, c)| c.clone()).collect();
+            g.rule(&ext, &spread(&targets));
+        }
+        g.element("service-nodeports", &format!("{nkey} : goto {ext}"));
+    }
+    let mut body = g.out;
+    body.push_str(&g.rules);
+    body.push_str(&g.elems);
+    Ruleset {
+        body,
+        chains: g.chains,
+        sets: g.sets,
+    }
+}
