@@ -8,6 +8,7 @@ pub mod names;
 pub mod openapi;
 pub mod patch;
 pub mod quantity;
+pub mod quota;
 pub mod resources;
 pub mod selector;
 

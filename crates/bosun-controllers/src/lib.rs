@@ -60,6 +60,7 @@ pub mod nodelifecycle;
 pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;
@@ -98,6 +99,7 @@ pub const CONTROLLERS: &[&str] = &[
     "node-lifecycle-controller",
     "persistentvolume-binder-controller",
     "disruption-controller",
+    "resourcequota-controller",
     "job-controller",
     "cronjob-controller",
     "daemonset-controller",
@@ -344,6 +346,14 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
             Recorder::new(client.clone(), "controllermanager"),
         );
         tasks.spawn(async move { c.run(1).await });
+    }
+    if opts.enabled("resourcequota") {
+        let c = crate::resourcequota::ResourceQuotaController::new(
+            &informers,
+            catalog.clone(),
+            crate::resourcequota::DEFAULT_RESYNC,
+        );
+        tasks.spawn(async move { c.run(5).await });
     }
     informers.start(&mut tasks);
     while tasks.join_next().await.is_some() {}
