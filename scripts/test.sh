@@ -9,6 +9,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bosun/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/install-etcd.sh
+scripts/install-registry.sh
 scripts/fetch-clients.sh
 scripts/build-test-images.sh
 

@@ -154,7 +154,7 @@ pub(super) fn matching<'a>(creds: &'a [Credential], r: &ImageRef) -> Vec<&'a Cre
         .iter()
         .filter_map(|c| c.matches(r).map(|n| (n, c)))
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.into_iter().map(|(_, c)| c).collect()
 }
 
@@ -288,11 +288,14 @@ mod tests {
             .iter()
             .find(|c| c.registry.contains("docker"))
             .unwrap();
-        assert_eq!((hub.username.as_str(), hub.password.as_str()), ("bob", "s3:cret"));
+        assert_eq!(
+            (hub.username.as_str(), hub.password.as_str()),
+            ("bob", "s3:cret")
+        );
         assert!(!format!("{hub:?}").contains("s3:cret"));
         // The legacy .dockercfg form is the map itself.
-        let legacy = Credential::from_docker_config(br#"{"r.io":{"username":"a","password":"b"}}"#)
-            .unwrap();
+        let legacy =
+            Credential::from_docker_config(br#"{"r.io":{"username":"a","password":"b"}}"#).unwrap();
         assert_eq!(legacy[0].registry, "r.io");
         assert!(Credential::from_docker_config(b"not json").is_err());
         assert!(Credential::from_docker_config(br#"{"auths":{"r":{"auth":"!!"}}}"#).is_err());

@@ -52,8 +52,8 @@ impl Transport {
         for (i, pem) in opts.extra_ca_pem.iter().enumerate() {
             let mut n = 0;
             for cert in rustls_pemfile::certs(&mut &pem[..]) {
-                let cert = cert
-                    .map_err(|e| Error::Other(format!("extra CA certificate #{i}: {e}")))?;
+                let cert =
+                    cert.map_err(|e| Error::Other(format!("extra CA certificate #{i}: {e}")))?;
                 roots
                     .add(cert)
                     .map_err(|e| Error::Other(format!("extra CA certificate #{i}: {e}")))?;
@@ -216,8 +216,9 @@ impl<'a> Session<'a> {
     fn denied(&self, detail: &str) -> String {
         let who = match self.cred {
             Some(c) => format!("the credentials of user {:?} were refused", c.username),
-            None => "the repository does not exist or needs credentials (imagePullSecrets)"
-                .to_owned(),
+            None => {
+                "the repository does not exist or needs credentials (imagePullSecrets)".to_owned()
+            }
         };
         if detail.is_empty() {
             who
@@ -328,12 +329,9 @@ impl<'a> Session<'a> {
         accept: Option<&str>,
         auth: Option<&str>,
     ) -> Result<Response<Incoming>, PullError> {
-        let mut uri: Uri = url.parse().map_err(|e| {
-            self.err(
-                PullErrorKind::Registry,
-                format!("invalid url {url:?}: {e}"),
-            )
-        })?;
+        let mut uri: Uri = url
+            .parse()
+            .map_err(|e| self.err(PullErrorKind::Registry, format!("invalid url {url:?}: {e}")))?;
         let first_authority = uri.authority().map(|a| a.as_str().to_owned());
         for _ in 0..=MAX_REDIRECTS {
             let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
@@ -359,9 +357,9 @@ impl<'a> Session<'a> {
                     req = req.header(AUTHORIZATION, a);
                 }
             }
-            let req = req.body(Empty::new()).map_err(|e| {
-                self.err(PullErrorKind::Registry, format!("request {uri}: {e}"))
-            })?;
+            let req = req
+                .body(Empty::new())
+                .map_err(|e| self.err(PullErrorKind::Registry, format!("request {uri}: {e}")))?;
             let host = authority.to_owned();
             let resp = match tokio::time::timeout(IDLE_TIMEOUT, self.transport.http.request(req))
                 .await
@@ -369,7 +367,20 @@ impl<'a> Session<'a> {
                 Err(_) => {
                     return Err(self.unreachable(&host, "no answer within 60 s".to_owned()));
                 }
-                Ok(Err(e)) => return Err(self.unreachable(&host, chain(&e))),
+                Ok(Err(e)) => {
+                    let mut detail = chain(&e);
+                    // hyper-util's "client error (Connect): " says nothing the causes do not.
+                    if let Some(rest) = detail.strip_prefix("client error (Connect): ") {
+                        detail = rest.to_owned();
+                    }
+                    if uri.scheme_str() == Some("https") && detail.contains("InvalidContentType") {
+                        detail.push_str(
+                            " (the registry seems to speak plain HTTP; list it as an insecure \
+                             registry if that is intended)",
+                        );
+                    }
+                    return Err(self.unreachable(&host, detail));
+                }
                 Ok(Ok(r)) => r,
             };
             if resp.status().is_redirection() {
@@ -436,7 +447,12 @@ impl<'a> Session<'a> {
     /// Streams blob `d` to a temporary file in `dir` while hashing it, checks size and digest,
     /// then renames it to `dst`. Nothing but a complete, verified blob ever appears at `dst`;
     /// the temporary file goes away on every failure (and on cancellation).
-    pub(super) async fn download_blob(&self, d: &Descriptor, dir: &Path, dst: &Path) -> Result<u64> {
+    pub(super) async fn download_blob(
+        &self,
+        d: &Descriptor,
+        dir: &Path,
+        dst: &Path,
+    ) -> Result<u64> {
         let path = format!("/v2/{}/blobs/{}", self.r.repository, d.digest);
         let resp = self.get(&path, None).await?;
         let status = resp.status();
@@ -498,7 +514,10 @@ impl<'a> Session<'a> {
         let actual = format!("sha256:{:x}", hasher.finalize());
         if size != d.size || actual != d.digest {
             return Err(Error::DigestMismatch {
-                what: format!("blob {} of {} ({size} of {} bytes)", d.digest, self.r.normalized, d.size),
+                what: format!(
+                    "blob {} of {} ({size} of {} bytes)",
+                    d.digest, self.r.normalized, d.size
+                ),
                 expected: d.digest.clone(),
                 actual,
             });
@@ -594,7 +613,9 @@ mod tests {
     fn resolves_redirects() {
         let base: Uri = "https://r.io/v2/a/blobs/sha256:x".parse().unwrap();
         assert_eq!(
-            resolve(&base, "https://cdn.io/b?sig=1").unwrap().to_string(),
+            resolve(&base, "https://cdn.io/b?sig=1")
+                .unwrap()
+                .to_string(),
             "https://cdn.io/b?sig=1"
         );
         assert_eq!(

@@ -48,7 +48,8 @@ pub struct PullOptions {
     /// private CA.
     pub extra_ca_pem: Vec<Vec<u8>>,
     /// Credentials (from imagePullSecrets: [`Credential::from_docker_config`]). Those matching
-    /// the reference are tried most specific first, then an anonymous pull, as the kubelet does.
+    /// the reference are tried most specific first; without a match the pull is anonymous (the
+    /// kubelet's rules).
     pub credentials: Vec<Credential>,
     /// Blobs downloaded at once. Default 3, dockerd's `max-concurrent-downloads`.
     pub max_concurrent_downloads: usize,
@@ -355,7 +356,11 @@ impl ImageStore {
     }
 
     /// [`ImageStore::pull`], also saying what was downloaded.
-    pub async fn pull_with_report(&self, reference: &str, opts: &PullOptions) -> Result<PullReport> {
+    pub async fn pull_with_report(
+        &self,
+        reference: &str,
+        opts: &PullOptions,
+    ) -> Result<PullReport> {
         let r = ImageRef::parse(reference)?;
         let span = tracing::info_span!("pull", reference = %r.normalized);
         self.pull_ref(&r, opts).instrument(span).await
@@ -384,20 +389,26 @@ impl ImageStore {
             }
         }
         let transport = Transport::new(opts)?;
-        let creds = auth::matching(&opts.credentials, r);
-        let mut candidates: Vec<Option<&Credential>> = creds.into_iter().map(Some).collect();
-        candidates.push(None);
-        let mut last = None;
+        // As the kubelet: anonymous when no secret matches, else each matching credential in
+        // turn (not anonymous after them), reporting the most specific one's refusal.
+        let mut candidates: Vec<Option<&Credential>> = auth::matching(&opts.credentials, r)
+            .into_iter()
+            .map(Some)
+            .collect();
+        if candidates.is_empty() {
+            candidates.push(None);
+        }
+        let mut first_refusal = None;
         for cred in candidates {
             let session = Session::new(&transport, r, cred);
             match self.pull_session(&session, r, opts).await {
                 Err(Error::Pull(e)) if e.kind == PullErrorKind::Unauthorized => {
-                    last = Some(e);
+                    first_refusal.get_or_insert(e);
                 }
                 other => return other,
             }
         }
-        Err(last
+        Err(first_refusal
             .map(Error::Pull)
             .unwrap_or_else(|| Error::Other("no pull attempted".into())))
     }
@@ -555,8 +566,8 @@ impl ImageStore {
             .collect();
         let bytes: u64 = stream::iter(downloads)
             .buffer_unordered(opts.max_concurrent_downloads.max(1))
-        .try_fold(0u64, |acc, b| async move { Ok(acc + b) })
-        .await?;
+            .try_fold(0u64, |acc, b| async move { Ok(acc + b) })
+            .await?;
         drop(lock);
         Ok((n, bytes))
     }
@@ -599,7 +610,7 @@ async fn fetch_manifest(
         };
         return Err(perr(
             PullErrorKind::NotFound,
-            format!("not found in {}: {detail}", r.registry),
+            format!("image not found in registry {} ({detail})", r.registry),
         ));
     }
     if !status.is_success() {
@@ -723,7 +734,11 @@ mod tests {
             "x@md5:abc",
         ] {
             let e = ImageRef::parse(bad).unwrap_err();
-            assert_eq!(e.pull_error_kind(), PullErrorKind::InvalidReference, "{bad}");
+            assert_eq!(
+                e.pull_error_kind(),
+                PullErrorKind::InvalidReference,
+                "{bad}"
+            );
         }
     }
 
