@@ -102,8 +102,13 @@ enum ImageCommand {
     Ls,
     /// Remove an image reference (refused while a container uses it).
     Rm { reference: String },
-    /// Pull an image from a registry (not implemented yet).
-    Pull { reference: String },
+    /// Pull an image from a registry (HTTPS; plain HTTP only for --insecure-registry).
+    Pull {
+        reference: String,
+        /// A registry (HOST:PORT, or HOST for every port) spoken to over plain HTTP; repeatable.
+        #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+        insecure_registry: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -406,10 +411,22 @@ fn image(args: ImageArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("removing {reference}"))?;
             println!("removed {}", info.reference);
         }
-        ImageCommand::Pull { reference } => anyhow::bail!(
-            "bosun image pull {reference}: pulling from a registry is not implemented yet; \
-             import the image instead (`bosun image import FILE --name {reference}`)"
-        ),
+        ImageCommand::Pull {
+            reference,
+            insecure_registry,
+        } => {
+            let opts = bosun_runtime::image::PullOptions {
+                insecure_registries: insecure_registry,
+                ..Default::default()
+            };
+            // The store's pull is async (network); this command runs before the main runtime.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let info = rt.block_on(store.pull(&reference, &opts))?;
+            println!("pulled {} {}", info.reference, info.config_digest);
+        }
     }
     Ok(())
 }
