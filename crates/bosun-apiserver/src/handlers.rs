@@ -35,6 +35,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// host:port clients reach this server at (for /api's serverAddressByClientCIDRs).
     pub advertise: String,
+    /// Client for kubelets (`pods/log` is proxied to the pod's node).
+    pub kubelet: Arc<crate::kubelet_proxy::KubeletClient>,
 }
 
 pub type SharedState = Arc<ApiState>;
@@ -394,6 +396,9 @@ async fn resource_request(
             let body = read_body(req).await?;
             let status = crate::eviction::evict(reg, &rp, q, &body, ct.as_deref()).await?;
             Ok(json_response(201, &status))
+        }
+        (Method::GET, Some("log")) if rp.def.plural == "pods" => {
+            crate::kubelet_proxy::pod_log(st, &rp, q).await
         }
         (_, Some(s)) if ["log", "exec", "attach", "portforward", "proxy"].contains(&s) => {
             Err(StatusError::service_unavailable(format!(

@@ -16,6 +16,7 @@ pub mod eviction;
 pub mod filter;
 pub mod handlers;
 pub mod kinds;
+pub mod kubelet_proxy;
 pub mod metered;
 pub mod metrics;
 pub mod openapi_glue;
@@ -151,6 +152,7 @@ impl Server {
             registry,
             metrics,
             advertise: format!("{}:{}", host, addr.port()),
+            kubelet: Arc::new(kubelet_proxy::KubeletClient::new(pki.clone())),
         });
         let app = handlers::router(state.clone());
         let authn = Arc::new(tls::Authenticator::from_token_file(&pki.token_file)?);
