@@ -492,72 +492,132 @@ impl StatefulSetController {
         current_rev: &str,
         update_rev: &str,
     ) -> Result<()> {
-        let ns = set.namespace().unwrap_or_default();
-        let set_name = set.name_any();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let results = join_all(plan.into_iter().map(|step| {
-            let api = api.clone();
-            let ns = ns.clone();
-            let set_name = set_name.clone();
-            async move {
-                match step {
-                    Step::Create { ordinal, current } => {
-                        let pod = if current {
-                            new_pod(set, current_template, ordinal, current_rev)
-                        } else {
-                            new_pod(set, &spec.template, ordinal, update_rev)
-                        };
-                        let pod_name = pod.name_any();
-                        self.create_claims(set, spec, ordinal, &pod_name).await?;
-                        match api.create(&PostParams::default(), &pod).await {
-                            Ok(_) => {
-                                self.recorder.record(
-                                    set,
-                                    "Normal",
-                                    "SuccessfulCreate",
-                                    format!("create Pod {pod_name} in StatefulSet {set_name} successful"),
-                                );
-                                Ok(())
-                            }
-                            Err(e) => {
-                                let e = Error::api("create", format!("pod {ns}/{pod_name}"), e);
-                                if e.is_already_exists() || e.is_namespace_terminating() {
-                                    return Ok(());
-                                }
-                                self.recorder.record(
-                                    set,
-                                    "Warning",
-                                    "FailedCreate",
-                                    format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {e}"),
-                                );
-                                Err(e)
-                            }
-                        }
-                    }
-                    Step::Delete(pod_name) => match api.delete(&pod_name, &DeleteParams::default()).await {
-                        Ok(_) => {
-                            self.recorder.record(
-                                set,
-                                "Normal",
-                                "SuccessfulDelete",
-                                format!("delete Pod {pod_name} in StatefulSet {set_name} successful"),
-                            );
-                            Ok(())
-                        }
-                        Err(e) => {
-                            let e = Error::api("delete", format!("pod {ns}/{pod_name}"), e);
-                            if e.is_not_found() {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        }
-                    },
+        let results = join_all(plan.into_iter().map(|step| async move {
+            match step {
+                Step::Create { ordinal, current } => {
+                    let pod = if current {
+                        new_pod(set, current_template, ordinal, current_rev)
+                    } else {
+                        new_pod(set, &spec.template, ordinal, update_rev)
+                    };
+                    self.create_pod(set, spec, ordinal, &pod).await
                 }
+                Step::Delete(pod_name) => self.delete_pod(set, spec, &pod_name).await,
             }
         }))
         .await;
         Error::aggregate(results.into_iter().filter_map(|r| r.err()).collect())
+    }
+
+    async fn create_pod(
+        &self,
+        set: &StatefulSet,
+        spec: &StatefulSetSpec,
+        ordinal: i32,
+        pod: &Pod,
+    ) -> Result<()> {
+        let ns = set.namespace().unwrap_or_default();
+        let set_name = set.name_any();
+        let pod_name = pod.name_any();
+        self.create_claims(set, spec, ordinal, &pod_name).await?;
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        match api.create(&PostParams::default(), pod).await {
+            Ok(_) => {
+                self.recorder.record(
+                    set,
+                    "Normal",
+                    "SuccessfulCreate",
+                    format!("create Pod {pod_name} in StatefulSet {set_name} successful"),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::api("create", format!("pod {ns}/{pod_name}"), e);
+                if e.is_already_exists() || e.is_namespace_terminating() {
+                    return Ok(());
+                }
+                self.recorder.record(
+                    set,
+                    "Warning",
+                    "FailedCreate",
+                    format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {e}"),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete_pod(&self, set: &StatefulSet, spec: &StatefulSetSpec, pod: &str) -> Result<()> {
+        self.hand_claims_to_condemned(set, spec, pod).await?;
+        let ns = set.namespace().unwrap_or_default();
+        let set_name = set.name_any();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        match api.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => {
+                self.recorder.record(
+                    set,
+                    "Normal",
+                    "SuccessfulDelete",
+                    format!("delete Pod {pod} in StatefulSet {set_name} successful"),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::api("delete", format!("pod {ns}/{pod}"), e);
+                if e.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`: before a pod beyond the
+    /// replicas goes, its claims get the pod as owner, so the garbage collector removes
+    /// them with it (upstream's `updateClaimOwnerRefForSetAndPod`).
+    async fn hand_claims_to_condemned(
+        &self,
+        set: &StatefulSet,
+        spec: &StatefulSetSpec,
+        pod: &str,
+    ) -> Result<()> {
+        let when_scaled = spec
+            .persistent_volume_claim_retention_policy
+            .as_ref()
+            .and_then(|p| p.when_scaled.as_deref());
+        if when_scaled != Some("Delete") {
+            return Ok(());
+        }
+        let set_name = set.name_any();
+        let Some(ord) = ordinal_of(&set_name, pod) else {
+            return Ok(());
+        };
+        let start = start_ordinal(spec);
+        if ord >= start && ord < start + replicas(spec) {
+            return Ok(());
+        }
+        let ns = set.namespace().unwrap_or_default();
+        let Some(uid) = self.pods.get(&ns, pod).and_then(|p| p.metadata.uid.clone()) else {
+            return Ok(());
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
+        for t in spec.volume_claim_templates.iter().flatten() {
+            let name = claim_name(&t.metadata.name.clone().unwrap_or_default(), &set_name, ord);
+            let patch = json!({"metadata": {"ownerReferences": [{
+                "apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid,
+            }]}});
+            if let Err(e) = api
+                .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+            {
+                let e = Error::api("update", format!("persistentvolumeclaim {ns}/{name}"), e);
+                if !e.is_not_found() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Creates the pod's missing PVCs from the claim templates.

@@ -253,3 +253,38 @@ async fn parallel_creates_without_waiting_and_recreates_a_deleted_pod() -> anyho
     assert_eq!(names, ["par-0", "par-1", "par-2", "par-3"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_follow_the_retention_policy() -> anyhow::Result<()> {
+    let c = cluster(1, &["statefulset", "garbage-collector"]).await?;
+    let sets: Api<StatefulSet> = Api::namespaced(c.client.clone(), "default");
+    let mut set = web("db", 2, "Parallel")?;
+    if let Some(spec) = set.spec.as_mut() {
+        spec.persistent_volume_claim_retention_policy =
+            serde_json::from_value(json!({"whenScaled": "Delete", "whenDeleted": "Retain"}))?;
+    }
+    sets.create(&PostParams::default(), &set).await?;
+    wait_for(60, "2 ready", || async {
+        let st = sets.get("db").await?.status.unwrap_or_default();
+        Ok((st.ready_replicas == Some(2)).then_some(()))
+    })
+    .await?;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), "default");
+    assert!(pvcs.get_opt("www-db-1").await?.is_some());
+    c.server
+        .kubectl_ok(&["scale", "statefulset", "db", "--replicas=1"]);
+    // The scaled-away pod's claim goes with it (deleted, or at least being deleted when a
+    // protection finalizer holds it); the remaining pod's claim stays.
+    wait_for(60, "www-db-1 deleted", || async {
+        let gone = pvcs
+            .get_opt("www-db-1")
+            .await?
+            .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+        Ok(gone.then_some(()))
+    })
+    .await?;
+    let kept = pvcs.get("www-db-0").await?;
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    assert!(kept.owner_references().is_empty());
+    Ok(())
+}
