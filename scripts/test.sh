@@ -12,6 +12,7 @@ scripts/install-etcd.sh
 scripts/install-registry.sh
 scripts/fetch-clients.sh
 scripts/build-test-images.sh
+scripts/install-net.sh
 
 if [ "${BOSUN_LINT:-1}" = "1" ]; then
     echo "test: cargo fmt --check"

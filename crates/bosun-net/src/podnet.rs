@@ -205,8 +205,7 @@ impl PodNetwork {
                 .map_err(Error::netlink("list rules"))?;
             let have = rules.iter().any(|r| {
                 r.attributes
-                    .iter()
-                    .any(|a| *a == RuleAttribute::Priority(SERVICE_RULE_PRIORITY))
+                    .contains(&RuleAttribute::Priority(SERVICE_RULE_PRIORITY))
             });
             if !have {
                 h.rule()
@@ -300,7 +299,13 @@ impl PodNetwork {
                 .await?
                 .ok_or_else(|| Error::Nft(format!("{peer} not in pod namespace")))?;
             p.link()
-                .set(LinkUnspec::new_with_index(ei).name("eth0").up().build())
+                .set(
+                    LinkUnspec::new_with_index(ei)
+                        .name("eth0")
+                        .address(pod_mac(ip).to_vec())
+                        .up()
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(Error::netlink("rename eth0 in pod"))?;
@@ -438,6 +443,13 @@ impl PodNetwork {
 struct RouteHeaderMain;
 impl RouteHeaderMain {
     const MAIN: u8 = 254;
+}
+
+/// The pod's MAC, derived from its address (`0a:58` + the IPv4 bytes, as OVN-Kubernetes
+/// does): a re-created veth keeps it, so neighbours' ARP caches stay right.
+pub fn pod_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
 }
 
 /// A Node's address for host-gw routes: `InternalIP`, else the first IPv4 address.
