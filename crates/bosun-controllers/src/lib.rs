@@ -27,10 +27,22 @@
 //!   (maxUnavailable, maxSurge) and OnDelete, ControllerRevisions, status.
 //! - StatefulSet: stable names and identity, OrderedReady and Parallel, PVCs from
 //!   volumeClaimTemplates, RollingUpdate with partition and OnDelete, revisions, status.
+//! - Node lifecycle: heartbeats from node Leases and the Ready condition, conditions
+//!   Unknown after `--node-monitor-grace-period`, not-ready/unreachable taints (NoExecute
+//!   and NoSchedule), taint eviction after tolerationSeconds, pods marked not ready, pod
+//!   GC of deleted nodes' pods.
+//! - PV binder: smallest fitting Available volume (class, access modes, volumeMode,
+//!   selector), pre-binding both ways, bind annotations, Released/Lost, Retain/Delete.
+//! - Disruption: PodDisruptionBudget status (expected pods from controller scale,
+//!   disruptedPods, DisruptionAllowed); the API server's eviction honours it.
+//! - ResourceQuota usage (compute, counts, services, claims); admission in the server.
+//! - HPA (autoscaling/v2): cpu/memory Utilization and AverageValue from a pluggable
+//!   metrics source (metrics.k8s.io by default), tolerance, stabilization, behaviour
+//!   policies, conditions and events.
 //!
 //! Missing: EndpointSlice mirroring for selectorless Services, Job pod-tracking finalizers
-//! and podFailurePolicy, StatefulSet maxUnavailable and PVC whenScaled, node lifecycle,
-//! ResourceQuota, PV binding, HPA.
+//! and podFailurePolicy, StatefulSet maxUnavailable and PVC whenScaled, dynamic PV
+//! provisioning and StorageClasses, HPA Pods/Object/External metrics.
 //!
 //! # Shape
 //!
@@ -51,6 +63,7 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod hpa;
 pub mod history;
 pub mod informer;
 pub mod job;
@@ -100,6 +113,7 @@ pub const CONTROLLERS: &[&str] = &[
     "persistentvolume-binder-controller",
     "disruption-controller",
     "resourcequota-controller",
+    "horizontal-pod-autoscaler-controller",
     "job-controller",
     "cronjob-controller",
     "daemonset-controller",
@@ -132,6 +146,8 @@ pub struct ControllerOptions {
     /// `--node-monitor-period`, `--node-monitor-grace-period`, `--node-startup-grace-period`
     /// and the pod GC's timings.
     pub node_lifecycle: NodeLifecycleConfig,
+    /// `--horizontal-pod-autoscaler-*` settings and the metrics source.
+    pub hpa: crate::hpa::HpaConfig,
     /// `--concurrent-job-syncs` (5).
     pub concurrent_job_syncs: usize,
     /// `--concurrent-cron-job-syncs` (5).
@@ -156,6 +172,7 @@ impl Default for ControllerOptions {
             concurrent_endpoint_syncs: 5,
             concurrent_service_endpoint_syncs: 5,
             node_lifecycle: NodeLifecycleConfig::default(),
+            hpa: crate::hpa::HpaConfig::default(),
             concurrent_job_syncs: 5,
             concurrent_cronjob_syncs: 5,
             concurrent_daemonset_syncs: 2,
@@ -352,6 +369,15 @@ async fn run_controllers(client: Client, opts: &ControllerOptions) {
             &informers,
             catalog.clone(),
             crate::resourcequota::DEFAULT_RESYNC,
+        );
+        tasks.spawn(async move { c.run(5).await });
+    }
+    if opts.enabled("horizontal-pod-autoscaler") {
+        let c = crate::hpa::HpaController::new(
+            &informers,
+            catalog.clone(),
+            Recorder::new(client.clone(), "horizontal-pod-autoscaler"),
+            opts.hpa.clone(),
         );
         tasks.spawn(async move { c.run(5).await });
     }
