@@ -56,6 +56,10 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start() -> Cluster {
         require_root();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let ts = TestServer::start().await.expect("start server");
         let data = tempfile::tempdir().expect("tempdir");
         let store = bosun_runtime::image::ImageStore::open(data.path()).expect("image store");
