@@ -147,6 +147,16 @@ struct ServerArgs {
     /// Do not run the scheduler in this server.
     #[arg(long)]
     disable_scheduler: bool,
+    /// How long a node may go without a heartbeat before it is marked Unknown and tainted
+    /// (upstream `--node-monitor-grace-period`), e.g. `50s` or `2m`.
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// Seconds every pod tolerates a not-ready node before eviction.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// Seconds every pod tolerates an unreachable node before eviction.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
 }
 
 #[derive(clap::Args)]
@@ -187,6 +197,25 @@ fn default_data_dir() -> PathBuf {
             .unwrap_or_else(|| PathBuf::from("."));
         base.join("bosun")
     }
+}
+
+/// `50s`, `2m`, `1h` or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 50s, 2m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration {s:?}: unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
@@ -243,6 +272,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         tls_sans: args.tls_san,
         service_cidr: args.service_cluster_ip_range,
         node_port_range: parse_port_range(&args.service_node_port_range)?,
+        admission: bosun_apiserver::admission::AdmissionConfig {
+            default_not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        },
         ..Default::default()
     };
     let server = bosun_apiserver::Server::start(config, store)
@@ -257,6 +290,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         opts.leader_election.enabled = args.leader_elect;
+        opts.node_lifecycle.node_monitor_grace_period = args.node_monitor_grace_period;
         Some(tokio::spawn(async move {
             if let Err(e) = bosun_controllers::run(client, opts).await {
                 tracing::error!(error = %e, "the controllers stopped");
