@@ -430,6 +430,18 @@ pub static RESOURCES: &[ResourceDef] = &[
     res!(
         "apps",
         "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        ALL_VERBS,
+        NONE,
+        NONE,
+        &[]
+    ),
+    res!(
+        "apps",
+        "v1",
         "DaemonSet",
         "daemonsets",
         "daemonset",

@@ -285,6 +285,11 @@ static KINDS: once_cell::sync::Lazy<Vec<Entry>> = once_cell::sync::Lazy::new(|| 
         ),
         (
             "apps",
+            "ControllerRevision",
+            Box::new(Typed::<api::apps::v1::ControllerRevision>::new()),
+        ),
+        (
+            "apps",
             "DaemonSet",
             Box::new(Typed::<api::apps::v1::DaemonSet>::new()),
         ),

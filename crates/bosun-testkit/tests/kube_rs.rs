@@ -918,3 +918,58 @@ async fn status_updates_and_generations_follow_upstream_strategies() {
         .expect("change endpoints");
     assert_eq!(es.metadata.generation, Some(2));
 }
+
+/// apps/v1 ControllerRevision (DaemonSet and StatefulSet history): created, listed, its data
+/// immutable (422 naming the field), shown with upstream's columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_revisions_store_history() {
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    let s = TestServer::start().await.expect("server starts");
+    let client = s.client().await.expect("client");
+    let revs: Api<ControllerRevision> = Api::default_namespaced(client);
+    let rev: ControllerRevision = typed(json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": "web-6d4b9c8f7", "labels": {"app": "web"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "name": "web", "uid": "0d3a3c6e-0000-4000-8000-000000000001",
+                        "controller": true}]},
+        "data": {"spec": {"template": {"metadata": {"labels": {"app": "web"}}}}},
+        "revision": 1
+    }));
+    revs.create(&PostParams::default(), &rev)
+        .await
+        .expect("create");
+    let listed = revs
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].revision, 1);
+    let err = revs
+        .patch(
+            "web-6d4b9c8f7",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"other": 1}})),
+        )
+        .await
+        .expect_err("data is immutable");
+    match err {
+        kube::Error::Api(e) => {
+            assert_eq!(e.code, 422);
+            assert!(e.message.contains("data"), "{}", e.message);
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    let out = s.kubectl(&["get", "controllerrevisions"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = text;
+    assert!(
+        out.contains("statefulset.apps/web") && out.contains("CONTROLLER"),
+        "{out}"
+    );
+}

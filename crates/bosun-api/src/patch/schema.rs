@@ -60,6 +60,12 @@ static KINDS: &[(&str, &str, &str, Register)] = &[
     ("", "v1", "Secret", register::<core::Secret>),
     ("", "v1", "ServiceAccount", register::<core::ServiceAccount>),
     ("", "v1", "Service", register::<core::Service>),
+    (
+        "apps",
+        "v1",
+        "ControllerRevision",
+        register::<apps::ControllerRevision>,
+    ),
     ("apps", "v1", "DaemonSet", register::<apps::DaemonSet>),
     ("apps", "v1", "Deployment", register::<apps::Deployment>),
     ("apps", "v1", "ReplicaSet", register::<apps::ReplicaSet>),

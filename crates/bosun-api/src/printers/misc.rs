@@ -2,6 +2,7 @@
 //! EndpointSlice, scheduling.k8s.io PriorityClass and policy PodDisruptionBudget.
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -22,6 +23,53 @@ fn age(meta: &ObjectMeta, now: DateTime<Utc>) -> Value {
         meta.creation_timestamp.as_ref(),
         now
     ))
+}
+
+static CONTROLLER_REVISION_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new(
+        "Controller",
+        "string",
+        "Controller of the object, with the form <kind>.<group>/<name>.",
+    ),
+    Column::new(
+        "Revision",
+        "integer",
+        "Revision indicates the revision of the state represented by Data.",
+    ),
+    AGE,
+];
+
+/// Upstream's printControllerRevision: the controller as `kind.group/name` (lower-case kind).
+impl Printer for ControllerRevision {
+    fn columns() -> &'static [Column] {
+        CONTROLLER_REVISION_COLUMNS
+    }
+
+    fn row(&self, now: DateTime<Utc>) -> Vec<Value> {
+        let controller = self
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| {
+                let group = o.api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
+                let kind = o.kind.to_lowercase();
+                if group.is_empty() {
+                    format!("{kind}/{}", o.name)
+                } else {
+                    format!("{kind}.{group}/{}", o.name)
+                }
+            })
+            .unwrap_or_else(|| "<none>".into());
+        vec![
+            name(&self.metadata),
+            json!(controller),
+            json!(self.revision),
+            age(&self.metadata, now),
+        ]
+    }
 }
 
 static LEASE_COLUMNS: &[Column] = &[

@@ -3,7 +3,9 @@
 //! CREATED AT) for kinds without a printer.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::{v1 as autoscaling_v1, v2 as autoscaling_v2};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -83,6 +85,7 @@ fn lookup(api_version: &str, kind: &str) -> Option<Entry> {
         ("apps/v1", "Deployment") => entry::<Deployment>(),
         ("apps/v1", "ReplicaSet") => entry::<ReplicaSet>(),
         ("apps/v1", "DaemonSet") => entry::<DaemonSet>(),
+        ("apps/v1", "ControllerRevision") => entry::<ControllerRevision>(),
         ("apps/v1", "StatefulSet") => entry::<StatefulSet>(),
         ("autoscaling/v1", "HorizontalPodAutoscaler") => {
             entry::<autoscaling_v1::HorizontalPodAutoscaler>()
@@ -202,6 +205,7 @@ mod tests {
             ("v1", "ResourceQuota"),
             ("v1", "LimitRange"),
             ("apps/v1", "ReplicaSet"),
+            ("apps/v1", "ControllerRevision"),
             ("autoscaling/v1", "HorizontalPodAutoscaler"),
             ("autoscaling/v2", "HorizontalPodAutoscaler"),
             ("coordination.k8s.io/v1", "Lease"),

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Endpoints, Event, LimitRange, ResourceQuota, ResourceQuotaStatus,
@@ -1068,6 +1069,44 @@ impl Strategy for ResourceQuota {
 }
 
 // -------------------------------------------------------------------------------- Lease
+
+impl Strategy for ControllerRevision {
+    fn validate(&self) -> FieldErrorList {
+        let mut errs = names::validate_object_meta(
+            &self.metadata,
+            true,
+            names::name_is_dns_subdomain,
+            &p("metadata"),
+        );
+        if self.revision < 0 {
+            errs.push(FieldError::invalid(
+                &p("revision"),
+                self.revision,
+                "must be greater than or equal to 0",
+            ));
+        }
+        errs
+    }
+
+    /// Upstream's ValidateControllerRevisionUpdate: the data of a revision never changes.
+    fn validate_update(&self, old: &Self) -> FieldErrorList {
+        let mut errs =
+            names::validate_object_meta_transition(&self.metadata, &old.metadata, &p("metadata"));
+        errs.extend(self.validate());
+        if self.data != old.data {
+            errs.push(FieldError::invalid(
+                &p("data"),
+                "<value omitted>",
+                "field is immutable",
+            ));
+        }
+        errs
+    }
+
+    fn has_generation() -> bool {
+        false
+    }
+}
 
 impl Strategy for Lease {
     fn validate(&self) -> FieldErrorList {
