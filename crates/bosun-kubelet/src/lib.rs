@@ -65,6 +65,11 @@ pub struct KubeletConfig {
     pub cluster_dns: Vec<String>,
     /// `--cluster-domain` (cluster.local).
     pub cluster_domain: String,
+    /// Pull missing images from their registries (true). Tests turn it off so that no
+    /// traffic leaves the machine; a missing image then says how to import it.
+    pub pull_images: bool,
+    /// Registries spoken to over plain HTTP (`host:port`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl KubeletConfig {
@@ -89,6 +94,8 @@ impl KubeletConfig {
             sync_period: Duration::from_secs(1),
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
+            pull_images: true,
+            insecure_registries: Vec::new(),
         }
     }
 

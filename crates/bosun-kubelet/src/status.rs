@@ -135,7 +135,10 @@ mod tests {
         let running = json!({"state": {"running": {}}});
         let waiting = json!({"state": {"waiting": {"reason": "ContainerCreating"}}});
         let crash = json!({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}});
-        assert_eq!(phase(&[], std::slice::from_ref(&waiting), "Always"), "Pending");
+        assert_eq!(
+            phase(&[], std::slice::from_ref(&waiting), "Always"),
+            "Pending"
+        );
         assert_eq!(phase(&[], &[running.clone(), waiting], "Always"), "Pending");
         assert_eq!(phase(&[], &[running], "Always"), "Running");
         assert_eq!(phase(&[], &[term(0)], "Never"), "Succeeded");

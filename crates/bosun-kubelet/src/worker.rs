@@ -567,17 +567,20 @@ impl Worker {
             .clone()
             .unwrap_or_else(|| "IfNotPresent".into());
         let present = self.ctx.runtime.images().exists(&image).unwrap_or(false);
-        if !present && !self.image_missing(c, &image, &policy) {
-            return;
+        if !present {
+            if !self.image_missing(c, &image, &policy).await {
+                return;
+            }
+        } else {
+            events::record(
+                &self.ctx,
+                &self.pod,
+                Some(&c.name),
+                NORMAL,
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            );
         }
-        events::record(
-            &self.ctx,
-            &self.pod,
-            Some(&c.name),
-            NORMAL,
-            "Pulled",
-            format!("Container image \"{image}\" already present on machine"),
-        );
         let spec = match self.container_spec(c, n).await {
             Ok(s) => s,
             Err(msg) => {
@@ -681,10 +684,10 @@ impl Worker {
         cs.waiting = Some((reason.to_string(), msg.to_string()));
     }
 
-    /// The image is not on the node: Never → ErrImageNeverPull; otherwise a pull, which is
-    /// not implemented yet → ErrImagePull, then ImagePullBackOff while backing off. Returns
-    /// whether to go on (never, for now).
-    fn image_missing(&mut self, c: &Container, image: &str, policy: &str) -> bool {
+    /// The image is not on the node: Never → ErrImageNeverPull; otherwise a pull from its
+    /// registry (when this node pulls) → Pulled, or ErrImagePull then ImagePullBackOff while
+    /// backing off. Returns whether the image is now present.
+    async fn image_missing(&mut self, c: &Container, image: &str, policy: &str) -> bool {
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
         let cs = self.cs.entry(c.name.clone()).or_default();
@@ -704,10 +707,15 @@ impl Worker {
             cs.waiting = Some(("ErrImageNeverPull".into(), msg));
             return false;
         }
-        let pull_msg = format!(
-            "image \"{image}\" is not present on node {} and bosun cannot pull images from a registry yet; import it on the node with `bosun image import FILE --name {image}`",
+        let disabled_msg = format!(
+            "image \"{image}\" is not present on node {} and this node does not pull images from registries; import it on the node with `bosun image import FILE --name {image}`",
             ctx.cfg.node_name
         );
+        let last_msg = cs
+            .waiting
+            .as_ref()
+            .filter(|w| w.0 == "ErrImagePull" || w.0 == "ImagePullBackOff")
+            .map(|w| w.1.clone());
         if let Some((delay, since)) = cs.pull_backoff {
             if since.elapsed() < delay {
                 if cs.waiting.as_ref().map(|w| w.0.as_str()) != Some("ImagePullBackOff") {
@@ -720,9 +728,16 @@ impl Worker {
                         format!("Back-off pulling image \"{image}\""),
                     );
                 }
+                let why = last_msg
+                    .map(|m| {
+                        m.split_once("ErrImagePull: ")
+                            .map(|x| x.1.to_string())
+                            .unwrap_or(m)
+                    })
+                    .unwrap_or_else(|| disabled_msg.clone());
                 cs.waiting = Some((
                     "ImagePullBackOff".into(),
-                    format!("Back-off pulling image \"{image}\": ErrImagePull: {pull_msg}"),
+                    format!("Back-off pulling image \"{image}\": ErrImagePull: {why}"),
                 ));
                 return false;
             }
@@ -735,6 +750,37 @@ impl Worker {
             "Pulling",
             format!("Pulling image \"{image}\""),
         );
+        let pull_msg = if ctx.cfg.pull_images {
+            let store = ctx.runtime.images().clone();
+            let opts = bosun_runtime::image::registry::PullOptions {
+                insecure_registries: ctx.cfg.insecure_registries.clone(),
+                ..Default::default()
+            };
+            let started = Instant::now();
+            match store.pull(image, &opts).await {
+                Ok(_) => {
+                    events::record(
+                        &ctx,
+                        &pod,
+                        Some(&c.name),
+                        NORMAL,
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image \"{image}\" in {:.3}s",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    );
+                    let cs = self.cs.entry(c.name.clone()).or_default();
+                    cs.pull_backoff = None;
+                    cs.waiting = None;
+                    return true;
+                }
+                Err(e) => e.to_string(),
+            }
+        } else {
+            disabled_msg
+        };
+        let cs = self.cs.entry(c.name.clone()).or_default();
         events::record(
             &ctx,
             &pod,

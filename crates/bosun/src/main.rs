@@ -78,6 +78,12 @@ struct AgentArgs {
     cluster_dns: Vec<String>,
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Registries the agent pulls from over plain HTTP (`host:port`).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Never pull: images must be imported (`bosun image import`), as on an air-gapped node.
+    #[arg(long)]
+    disable_image_pull: bool,
 }
 
 #[derive(clap::Args)]
@@ -531,6 +537,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     cfg.port = args.kubelet_port;
     cfg.cluster_dns = args.cluster_dns.clone();
     cfg.cluster_domain = args.cluster_domain.clone();
+    cfg.insecure_registries = args.insecure_registries.clone();
+    cfg.pull_images = !args.disable_image_pull;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     tokio::select! {

@@ -89,6 +89,8 @@ impl Cluster {
         cfg.port = 0;
         cfg.shim_program = Some(PathBuf::from(env!("CARGO_BIN_EXE_bosun-kubelet-shim")));
         cfg.shim_args = Some(vec![]);
+        // Traffic in tests stays on this machine: no registry lookups.
+        cfg.pull_images = false;
         cfg
     }
 
