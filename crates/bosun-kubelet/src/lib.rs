@@ -70,6 +70,8 @@ pub struct KubeletConfig {
     pub pull_images: bool,
     /// Registries spoken to over plain HTTP (`host:port`).
     pub insecure_registries: Vec<String>,
+    /// Hard eviction thresholds (upstream defaults).
+    pub eviction: node::Eviction,
 }
 
 impl KubeletConfig {
@@ -96,6 +98,7 @@ impl KubeletConfig {
             cluster_domain: "cluster.local".into(),
             pull_images: true,
             insecure_registries: Vec::new(),
+            eviction: node::Eviction::default(),
         }
     }
 

@@ -17,10 +17,53 @@ use crate::Ctx;
 
 /// Upstream `corev1.NamespaceNodeLease`.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
-/// The kubelet's hard eviction threshold `memory.available<100Mi`, subtracted from allocatable.
-const EVICTION_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
-/// `nodefs.available<10%`.
-const EVICTION_NODEFS_PERCENT: u64 = 10;
+/// The hard eviction thresholds (`--eviction-hard`): they set the pressure conditions and
+/// are subtracted from allocatable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eviction {
+    /// `memory.available<100Mi` (upstream default).
+    pub memory_available_bytes: u64,
+    /// `nodefs.available<10%` (upstream default).
+    pub nodefs_available_percent: u64,
+}
+
+impl Default for Eviction {
+    fn default() -> Self {
+        Eviction {
+            memory_available_bytes: 100 * 1024 * 1024,
+            nodefs_available_percent: 10,
+        }
+    }
+}
+
+impl Eviction {
+    /// Parses upstream's `--eviction-hard` form, `memory.available<100Mi,nodefs.available<10%`
+    /// (other signals are accepted and ignored).
+    pub fn parse(s: &str) -> Result<Eviction, String> {
+        let mut e = Eviction::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('<')
+                .ok_or_else(|| format!("{part:?}: want signal<quantity"))?;
+            match k.trim() {
+                "memory.available" => {
+                    let q = bosun_api::quantity::Quantity::parse(v.trim())
+                        .map_err(|e| format!("{part:?}: {e}"))?;
+                    e.memory_available_bytes = q.value().max(0) as u64;
+                }
+                "nodefs.available" => {
+                    e.nodefs_available_percent = v
+                        .trim()
+                        .strip_suffix('%')
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| format!("{part:?}: want a percentage"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(e)
+    }
+}
 /// `pid.available<...`: upstream has no default; we call < 1 % of pid_max pressure.
 const PID_PRESSURE_PERCENT: u64 = 1;
 
@@ -36,6 +79,7 @@ pub struct Machine {
     pub hugepages: Vec<(String, u64)>,
     pub pid_max: u64,
     pub pids: u64,
+    pub eviction: Eviction,
 }
 
 fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
@@ -46,7 +90,7 @@ fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
 }
 
 impl Machine {
-    pub fn read(data_dir: &Path) -> Machine {
+    pub fn read(data_dir: &Path, eviction: Eviction) -> Machine {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let (disk, disk_avail) = match nix::sys::statvfs::statvfs(data_dir) {
             Ok(s) => (
@@ -90,6 +134,7 @@ impl Machine {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(32768),
             pids,
+            eviction,
         }
     }
 
@@ -116,21 +161,22 @@ impl Machine {
         let huge: u64 = self.hugepages.iter().map(|(_, b)| b).sum();
         let mem = self
             .memory_bytes
-            .saturating_sub(EVICTION_MEMORY_BYTES)
+            .saturating_sub(self.eviction.memory_available_bytes)
             .saturating_sub(huge);
         m.insert("memory".into(), format!("{}Ki", mem / 1024));
-        let disk = self.disk_bytes - self.disk_bytes * EVICTION_NODEFS_PERCENT / 100;
+        let disk = self.disk_bytes - self.disk_bytes * self.eviction.nodefs_available_percent / 100;
         m.insert("ephemeral-storage".into(), disk.to_string());
         m
     }
 
     pub fn memory_pressure(&self) -> bool {
-        self.memory_bytes > 0 && self.memory_available_bytes < EVICTION_MEMORY_BYTES
+        self.memory_bytes > 0 && self.memory_available_bytes < self.eviction.memory_available_bytes
     }
 
     pub fn disk_pressure(&self) -> bool {
         self.disk_bytes > 0
-            && self.disk_available_bytes * 100 < self.disk_bytes * EVICTION_NODEFS_PERCENT
+            && self.disk_available_bytes * 100
+                < self.disk_bytes * self.eviction.nodefs_available_percent
     }
 
     pub fn pid_pressure(&self) -> bool {
@@ -365,7 +411,8 @@ pub(crate) async fn update_status(ctx: &Arc<Ctx>) -> Result<()> {
         Err(e) => return Err(Error::api(format!("get node {name}"))(e)),
     };
     let data_dir = ctx.cfg.data_dir.clone();
-    let m = tokio::task::spawn_blocking(move || Machine::read(&data_dir))
+    let ev = ctx.cfg.eviction;
+    let m = tokio::task::spawn_blocking(move || Machine::read(&data_dir, ev))
         .await
         .map_err(|e| Error::Config(format!("reading machine info: {e}")))?;
     let status = node_status(ctx, &m, &previous);
@@ -465,6 +512,7 @@ mod tests {
             hugepages: vec![("2Mi".into(), 0)],
             pid_max: 4_000_000,
             pids: 100,
+            eviction: Eviction::default(),
         };
         let cap = m.capacity(110);
         assert_eq!(cap["cpu"], "4");
@@ -477,6 +525,12 @@ mod tests {
             ((100u64 << 30) * 9 / 10).to_string()
         );
         assert!(!m.memory_pressure() && !m.disk_pressure() && !m.pid_pressure());
+        let e =
+            Eviction::parse("memory.available<200Mi, nodefs.available<5%,imagefs.available<15%")
+                .unwrap();
+        assert_eq!(e.memory_available_bytes, 200 << 20);
+        assert_eq!(e.nodefs_available_percent, 5);
+        assert!(Eviction::parse("nodefs.available=5").is_err());
     }
 
     #[test]

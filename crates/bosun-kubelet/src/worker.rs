@@ -445,7 +445,8 @@ impl Worker {
     }
 
     fn allocatable(&self) -> BTreeMap<String, String> {
-        crate::node::Machine::read(&self.ctx.cfg.data_dir).allocatable(self.ctx.cfg.max_pods)
+        crate::node::Machine::read(&self.ctx.cfg.data_dir, self.ctx.cfg.eviction)
+            .allocatable(self.ctx.cfg.max_pods)
     }
 
     /// Restarts a stopped container unless it is in crash-loop back-off.

@@ -84,6 +84,9 @@ struct AgentArgs {
     /// Never pull: images must be imported (`bosun image import`), as on an air-gapped node.
     #[arg(long)]
     disable_image_pull: bool,
+    /// Hard eviction thresholds, upstream's form: `memory.available<100Mi,nodefs.available<10%`.
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    eviction_hard: String,
 }
 
 #[derive(clap::Args)]
@@ -539,6 +542,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     cfg.cluster_domain = args.cluster_domain.clone();
     cfg.insecure_registries = args.insecure_registries.clone();
     cfg.pull_images = !args.disable_image_pull;
+    cfg.eviction = bosun_kubelet::node::Eviction::parse(&args.eviction_hard)
+        .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     tokio::select! {
