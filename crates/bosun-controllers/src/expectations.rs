@@ -6,7 +6,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use kube::Resource;
 use parking_lot::Mutex;
+
+use crate::informer::{key_of, Change};
 
 /// Upstream's `ExpectationsTimeout`: after this, a controller acts again even if some
 /// expected events were never seen (a lost watch event must not wedge it forever).
@@ -88,6 +91,25 @@ impl Expectations {
     /// Forgets the owner `key` (it was deleted).
     pub fn forget(&self, key: &str) {
         self.records.lock().remove(key);
+    }
+
+    /// The work-queue key of a change to an owner, forgetting the owner's expectations
+    /// when it was deleted or replaced by a new object of the same name (a new uid).
+    pub fn owner_changed<K: Resource>(&self, ch: Change<'_, K>) -> String {
+        match ch {
+            Change::Added(o) => key_of(o.as_ref()),
+            Change::Updated { old, new } => {
+                if old.meta().uid != new.meta().uid {
+                    self.forget(&key_of(old.as_ref()));
+                }
+                key_of(new.as_ref())
+            }
+            Change::Deleted(o) => {
+                let key = key_of(o.as_ref());
+                self.forget(&key);
+                key
+            }
+        }
     }
 }
 

@@ -352,20 +352,7 @@ impl JobController {
         let me = Arc::downgrade(&c);
         c.jobs.add_handler(move |ch| {
             let Some(c) = me.upgrade() else { return };
-            match ch {
-                Change::Added(j) => c.queue.add(key_of(j.as_ref())),
-                Change::Updated { old, new } => {
-                    if old.metadata.uid != new.metadata.uid {
-                        c.expectations.forget(&key_of(old.as_ref()));
-                    }
-                    c.queue.add(key_of(new.as_ref()))
-                }
-                Change::Deleted(j) => {
-                    let key = key_of(j.as_ref());
-                    c.expectations.forget(&key);
-                    c.queue.add(key)
-                }
-            }
+            c.queue.add(c.expectations.owner_changed(ch));
         });
         let me = Arc::downgrade(&c);
         c.pods.add_handler(move |ch| {

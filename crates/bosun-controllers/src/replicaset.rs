@@ -162,20 +162,7 @@ impl<R: ReplicaOwner> ReplicaController<R> {
         let me = Arc::downgrade(&c);
         c.owners.add_handler(move |ch| {
             let Some(c) = me.upgrade() else { return };
-            match ch {
-                Change::Added(o) => c.queue.add(key_of(o.as_ref())),
-                Change::Updated { old, new } => {
-                    if old.meta().uid != new.meta().uid {
-                        c.expectations.forget(&key_of(old.as_ref()));
-                    }
-                    c.queue.add(key_of(new.as_ref()))
-                }
-                Change::Deleted(o) => {
-                    let key = key_of(o.as_ref());
-                    c.expectations.forget(&key);
-                    c.queue.add(key)
-                }
-            }
+            c.queue.add(c.expectations.owner_changed(ch));
         });
         let me = Arc::downgrade(&c);
         c.pods.add_handler(move |ch| {
