@@ -139,6 +139,9 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
     /// The processes in the cgroup.
     fn pids(&self, path: &str) -> Result<Vec<i32>>;
     fn stats(&self, path: &str) -> Result<CgroupStats>;
+    /// Usage of the whole machine from the root cgroup (cadvisor's `/` container): CPU time
+    /// of every task, memory usage and working set (usage − inactive file pages).
+    fn node_stats(&self) -> Result<CgroupStats>;
     /// Removes the cgroup; it must have no processes. A missing cgroup is fine.
     fn remove(&self, path: &str) -> Result<()>;
 }
@@ -205,6 +208,15 @@ pub(crate) fn keyed_value(path: &Path, key: &str) -> Result<Option<u64>> {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
     }))
+}
+
+/// A `Key:   value kB` line of `/proc/meminfo`, in bytes.
+pub(crate) fn meminfo_bytes(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
 }
 
 pub(crate) fn read_pids(path: &Path) -> Result<Vec<i32>> {

@@ -138,6 +138,22 @@ impl CgroupManager for CgroupV1 {
         Ok(s)
     }
 
+    fn node_stats(&self) -> Result<CgroupStats> {
+        // The root cgroup of each hierarchy accounts every task of the machine; the root
+        // of the pids hierarchy has no `pids.current`.
+        let mut s = CgroupStats::default();
+        if let Some(acct) = self.dir("cpuacct", "") {
+            s.cpu_usage_ns = read_u64(&acct.join("cpuacct.usage"))?;
+        }
+        if let Some(mem) = self.dir("memory", "") {
+            s.memory_usage_bytes = read_u64(&mem.join("memory.usage_in_bytes"))?;
+            let inactive =
+                keyed_value(&mem.join("memory.stat"), "total_inactive_file")?.unwrap_or(0);
+            s.memory_working_set_bytes = s.memory_usage_bytes.saturating_sub(inactive);
+        }
+        Ok(s)
+    }
+
     fn remove(&self, path: &str) -> Result<()> {
         check_path(path)?;
         for d in self.dirs(path) {
@@ -210,6 +226,23 @@ mod tests {
                 oom_kills: 2,
                 pids: 4
             }
+        );
+
+        let cpu_root = tmp.path().join("cpu,cpuacct");
+        let mem_root = tmp.path().join("memory");
+        fs::write(cpu_root.join("cpuacct.usage"), "9000\n").unwrap();
+        fs::write(mem_root.join("memory.usage_in_bytes"), "5000\n").unwrap();
+        fs::write(
+            mem_root.join("memory.stat"),
+            "inactive_file 10\ntotal_inactive_file 1200\n",
+        )
+        .unwrap();
+        let n = cg.node_stats().unwrap();
+        assert_eq!(n.cpu_usage_ns, 9000);
+        assert_eq!(n.memory_usage_bytes, 5000);
+        assert_eq!(
+            n.memory_working_set_bytes, 3800,
+            "the hierarchy's total_inactive_file, not the root's own"
         );
     }
 }

@@ -4,8 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{
-    check_path, keyed_value, read_file, read_pids, read_u64, rmdir, shares_to_weight, write_file,
-    CgroupManager, CgroupStats, CgroupVersion, Resources,
+    check_path, keyed_value, meminfo_bytes, read_file, read_pids, read_u64, rmdir,
+    shares_to_weight, write_file, CgroupManager, CgroupStats, CgroupVersion, Resources,
 };
 use crate::error::{Error, Result};
 
@@ -14,13 +14,23 @@ const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 #[derive(Debug, Clone)]
 pub struct CgroupV2 {
     root: PathBuf,
+    /// Where the machine's memory figures come from when the root cgroup has no
+    /// `memory.current` (it never has on a real v2 root): `/proc/meminfo`.
+    meminfo: PathBuf,
 }
 
 impl CgroupV2 {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
+            meminfo: PathBuf::from("/proc/meminfo"),
         }
+    }
+
+    /// The same manager reading machine memory from another `meminfo` file (tests).
+    pub fn with_meminfo(mut self, path: &Path) -> Self {
+        self.meminfo = path.to_owned();
+        self
     }
 
     /// Enables our controllers for the children of `dir`, those the kernel offers there.
@@ -111,6 +121,39 @@ impl CgroupManager for CgroupV2 {
         })
     }
 
+    fn node_stats(&self) -> Result<CgroupStats> {
+        // The v2 root has `cpu.stat` but no `memory.current`; like runc's
+        // `rootStatsFromMeminfo`, usage is MemTotal − MemFree and the inactive file pages
+        // come from the root's `memory.stat` or else from meminfo's `Inactive(file)`.
+        let root = &self.root;
+        let cpu_usage_ns = keyed_value(&root.join("cpu.stat"), "usage_usec")?.unwrap_or(0) * 1000;
+        let current = root.join("memory.current");
+        let (usage, mut inactive) = if current.exists() {
+            (read_u64(&current)?, None)
+        } else {
+            let text = read_file(&self.meminfo)?;
+            let total = meminfo_bytes(&text, "MemTotal").unwrap_or(0);
+            let free = meminfo_bytes(&text, "MemFree").unwrap_or(0);
+            (
+                total.saturating_sub(free),
+                meminfo_bytes(&text, "Inactive(file)"),
+            )
+        };
+        let stat = root.join("memory.stat");
+        if stat.exists() {
+            if let Some(v) = keyed_value(&stat, "inactive_file")? {
+                inactive = Some(v);
+            }
+        }
+        Ok(CgroupStats {
+            cpu_usage_ns,
+            memory_usage_bytes: usage,
+            memory_working_set_bytes: usage.saturating_sub(inactive.unwrap_or(0)),
+            oom_kills: 0,
+            pids: 0,
+        })
+    }
+
     fn remove(&self, path: &str) -> Result<()> {
         check_path(path)?;
         rmdir(&self.root.join(path))
@@ -184,5 +227,31 @@ mod tests {
         }
         cg.remove(path).unwrap();
         assert!(!dir.exists());
+    }
+
+    /// The machine's figures on a fake v2 root: CPU from the root's `cpu.stat`, memory from
+    /// meminfo (a real v2 root has no `memory.current`), inactive file pages from the root's
+    /// `memory.stat` when it has one.
+    #[test]
+    fn node_stats_on_a_fake_v2_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cg");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(root.join("cpu.stat"), "usage_usec 7000\nuser_usec 5000\n").unwrap();
+        let meminfo = tmp.path().join("meminfo");
+        fs::write(
+            &meminfo,
+            "MemTotal:       1000 kB\nMemFree:         200 kB\nMemAvailable:    500 kB\nInactive(file):   100 kB\n",
+        )
+        .unwrap();
+        let cg = CgroupV2::new(&root).with_meminfo(&meminfo);
+        let n = cg.node_stats().unwrap();
+        assert_eq!(n.cpu_usage_ns, 7_000_000);
+        assert_eq!(n.memory_usage_bytes, 800 * 1024);
+        assert_eq!(n.memory_working_set_bytes, 700 * 1024);
+        fs::write(root.join("memory.stat"), "anon 5\ninactive_file 204800\n").unwrap();
+        let n = cg.node_stats().unwrap();
+        assert_eq!(n.memory_working_set_bytes, 800 * 1024 - 204800);
     }
 }
