@@ -16,6 +16,7 @@ pub mod node;
 mod pods;
 mod probe;
 mod server;
+pub mod stats;
 pub mod status;
 mod volumes;
 mod worker;
@@ -72,6 +73,10 @@ pub struct KubeletConfig {
     pub insecure_registries: Vec<String>,
     /// Hard eviction thresholds (upstream defaults).
     pub eviction: node::Eviction,
+    /// How often resource stats are sampled (upstream's cadvisor housekeeping, 10 s).
+    pub stats_interval: Duration,
+    /// Adjusts every stats summary before use (tests simulate pressure with it).
+    pub stats_override: Option<stats::StatsOverride>,
 }
 
 impl KubeletConfig {
@@ -99,6 +104,8 @@ impl KubeletConfig {
             pull_images: true,
             insecure_registries: Vec::new(),
             eviction: node::Eviction::default(),
+            stats_interval: Duration::from_secs(10),
+            stats_override: None,
         }
     }
 
@@ -131,6 +138,8 @@ pub(crate) struct Ctx {
     pub kubelet_port: u16,
     /// (namespace, name) → entry, for the kubelet API.
     pub pods: Mutex<HashMap<(String, String), PodEntry>>,
+    /// Resource stats: the latest summary and the samples for CPU rates.
+    pub stats: stats::Sampler,
 }
 
 impl Ctx {
@@ -166,11 +175,13 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
         node_ip,
         kubelet_port,
         pods: Mutex::new(HashMap::new()),
+        stats: stats::Sampler::default(),
     });
     node::register(&ctx).await?;
     tracing::info!(node = %ctx.cfg.node_name, %node_ip, kubelet_port, "node registered");
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(node::heartbeat_loop(ctx.clone()));
+    tasks.spawn(stats::run(ctx.clone()));
     let tls = server::tls_config(&ctx)?;
     tasks.spawn(server::serve(ctx.clone(), listener, tls));
     let c = ctx.clone();

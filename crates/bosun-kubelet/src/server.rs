@@ -66,6 +66,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: TcpListener, tls: Arc<rustls:
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
+        .route("/stats/summary", get(crate::stats::summary_handler))
         .with_state(ctx);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
