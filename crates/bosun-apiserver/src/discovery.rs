@@ -44,15 +44,22 @@ fn group_versions(group: &str, versions: &[&str]) -> Value {
 }
 
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = resources::groups()
+    let mut groups: Vec<Value> = resources::groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, vs)| group_versions(g, &vs))
         .collect();
+    groups.push(crate::metrics_api::group_entry());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn api_group(group: &str) -> Option<Value> {
+    if group == crate::metrics_api::GROUP {
+        let mut v = crate::metrics_api::group_entry();
+        v["kind"] = json!("APIGroup");
+        v["apiVersion"] = json!("v1");
+        return Some(v);
+    }
     let (g, vs) = resources::groups()
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())?;
@@ -78,6 +85,9 @@ fn storage_version_hash(def: &ResourceDef) -> String {
 }
 
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if group == crate::metrics_api::GROUP {
+        return (version == crate::metrics_api::VERSION).then(crate::metrics_api::resource_list);
+    }
     let defs: Vec<&ResourceDef> = resources::in_group_version(group, version).collect();
     if defs.is_empty() {
         return None;
@@ -171,6 +181,9 @@ pub fn aggregated(core: bool, beta: bool) -> Value {
         }
         items.push(item);
     }
+    if !core {
+        items.push(crate::metrics_api::aggregated_item());
+    }
     json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": if beta { "apidiscovery.k8s.io/v2beta1" } else { "apidiscovery.k8s.io/v2" },
@@ -207,6 +220,7 @@ mod tests {
             names.contains(&"apps")
                 && names.contains(&"extensions")
                 && names.contains(&"autoscaling")
+                && names.contains(&"metrics.k8s.io")
         );
         let core = aggregated(true, false);
         assert_eq!(core["items"].as_array().map(Vec::len), Some(1));

@@ -37,6 +37,8 @@ pub struct ApiState {
     pub advertise: String,
     /// Client for kubelets (`pods/log` is proxied to the pod's node).
     pub kubelet: Arc<crate::kubelet_proxy::KubeletClient>,
+    /// metrics.k8s.io: the cache of kubelet summaries.
+    pub metrics_api: crate::metrics_api::MetricsApi,
 }
 
 pub type SharedState = Arc<ApiState>;
@@ -168,6 +170,13 @@ async fn dispatch(State(st): State<SharedState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let q = Query::parse(req.uri().query());
     let headers = req.headers().clone();
+    if crate::metrics_api::handles(&path) {
+        let resp = crate::metrics_api::handle(&st, &method, &path, &q).await;
+        let verb = if method == Method::GET { "GET" } else { "OTHER" };
+        st.metrics
+            .observe(verb, "metrics.k8s.io", resp.status().as_u16(), start.elapsed());
+        return resp;
+    }
     let rp = match parse_resource_path(&path) {
         Ok(rp) => rp,
         Err(e) => return error_response(&e),

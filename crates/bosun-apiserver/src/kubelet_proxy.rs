@@ -50,7 +50,7 @@ impl KubeletClient {
         }
     }
 
-    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, StatusError> {
+    pub(crate) fn tls(&self) -> Result<Arc<rustls::ClientConfig>, StatusError> {
         self.tls
             .get_or_try_init(|| {
                 let (cert, key) = self
@@ -122,6 +122,27 @@ fn names(pod: &Value, key: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `host:port` of a Node's kubelet: its InternalIP (else ExternalIP, else Hostname) and
+/// `daemonEndpoints.kubeletEndpoint.Port` (default 10250).
+pub(crate) fn kubelet_address(node: &Value) -> Option<String> {
+    let addrs = node.pointer("/status/addresses")?.as_array()?;
+    let addr = ["InternalIP", "ExternalIP", "Hostname"].iter().find_map(|t| {
+        addrs
+            .iter()
+            .find(|a| a["type"] == *t)
+            .and_then(|a| a["address"].as_str())
+    })?;
+    let port = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .unwrap_or(10250);
+    Some(if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    })
 }
 
 /// `GET pods/{name}/log`.

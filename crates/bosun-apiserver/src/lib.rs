@@ -19,6 +19,7 @@ pub mod kinds;
 pub mod kubelet_proxy;
 pub mod metered;
 pub mod metrics;
+pub mod metrics_api;
 pub mod openapi_glue;
 pub mod patching;
 pub mod protobuf;
@@ -153,6 +154,7 @@ impl Server {
             metrics,
             advertise: format!("{}:{}", host, addr.port()),
             kubelet: Arc::new(kubelet_proxy::KubeletClient::new(pki.clone())),
+            metrics_api: Default::default(),
         });
         let app = handlers::router(state.clone());
         let authn = Arc::new(tls::Authenticator::from_token_file(&pki.token_file)?);
