@@ -3,6 +3,7 @@
 
 mod allocator;
 mod bench;
+mod up;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the API server (control plane) with its controllers and scheduler.
     Server(ServerArgs),
+    /// A one-node cluster in one process: server, scheduler, controllers and this machine's
+    /// agent (root).
+    Up(up::UpArgs),
     /// Simulate N nodes in one process (like kwok), for tests and benchmarks.
     Hollow(HollowArgs),
     /// Benchmarks (`bosun bench api`).
@@ -246,10 +250,44 @@ fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
     Ok((lo, hi))
 }
 
+/// A started control plane: the API server and the loops running beside it.
+struct RunningServer {
+    server: bosun_apiserver::Server,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    async fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+        self.server.stop().await;
+    }
+}
+
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let running = start_server(args).await?;
+    let server = &running.server;
+    println!("bosun API server listening on {}", server.url);
+    println!("kubeconfig: {}", server.kubeconfig.display());
+    println!("node join token: {}", server.pki.node_token);
+    println!(
+        "try: kubectl --kubeconfig {} get all -A",
+        server.kubeconfig.display()
+    );
+    shutdown_signal().await;
+    println!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+/// Everything `bosun server` runs (API server, controllers, scheduler, node IPAM), started;
+/// `bosun up` runs the same.
+async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    up::check_data_version(&data_dir)?;
     let store: Arc<dyn bosun_store::Store> = match &args.datastore_endpoint {
         Some(ep) => {
             let endpoints: Vec<String> = ep
@@ -321,20 +359,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             }
         }))
     };
-    println!("bosun API server listening on {}", server.url);
-    println!("kubeconfig: {}", server.kubeconfig.display());
-    println!("node join token: {}", server.pki.node_token);
-    println!(
-        "try: kubectl --kubeconfig {} get all -A",
-        server.kubeconfig.display()
-    );
-    shutdown_signal().await;
-    println!("shutting down");
-    for task in [controllers, scheduler].into_iter().flatten() {
-        task.abort();
-    }
-    server.stop().await;
-    Ok(())
+    let tasks = [controllers, scheduler].into_iter().flatten().collect();
+    Ok(RunningServer { server, tasks })
 }
 
 fn hostname() -> String {
@@ -533,6 +559,19 @@ async fn agent_client(args: &AgentArgs) -> anyhow::Result<(kube::Client, String)
 }
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    tokio::select! {
+        r = run_agent(args) => r,
+        _ = shutdown_signal() => {
+            // Containers keep running under their shims; the next agent adopts them.
+            println!("agent stopping; containers keep running");
+            Ok(())
+        }
+    }
+}
+
+/// Everything `bosun agent` runs, until it fails; dropping the future stops the agent and
+/// leaves containers running. `bosun up` runs the same.
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let (client, ca_pem) = agent_client(&args).await?;
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
     let mut cfg = bosun_kubelet::KubeletConfig::new(node_name, args.data_dir.clone(), ca_pem);
@@ -546,14 +585,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    tokio::select! {
-        r = bosun_kubelet::run(client, cfg) => r.context("the agent stopped"),
-        _ = shutdown_signal() => {
-            // Containers keep running under their shims; the next agent adopts them.
-            println!("agent stopping; containers keep running");
-            Ok(())
-        }
-    }
+    bosun_kubelet::run(client, cfg)
+        .await
+        .context("the agent stopped")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -585,6 +619,14 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::Server(a) => server(a).await,
+            Command::Up(a) => {
+                if let Err(e) = up::run(a).await {
+                    // One line a newcomer can act on, not a backtrace of contexts.
+                    eprintln!("bosun up: {e:#}");
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
             Command::Hollow(a) => hollow(a).await,
             Command::Bench(a) => bench::run(a).await,
             Command::Agent(a) => agent(a).await,
