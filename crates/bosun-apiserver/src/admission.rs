@@ -156,7 +156,7 @@ pub async fn admit_create(
                 let v =
                     serde_json::to_value(&pod).map_err(|e| StatusError::internal(e.to_string()))?;
                 // Defaults change the QoS class and need validating like the rest.
-                let (v, errs) = kops.admit_create(v).map_err(StatusError::internal)?;
+                let (v, errs, _) = kops.admit_create(v).map_err(StatusError::internal)?;
                 if !errs.is_empty() {
                     return Err(StatusError::invalid(def.group, def.kind, name, &errs));
                 }

@@ -8,7 +8,7 @@ use bosun_api::resources;
 use bosun_api::StatusError;
 use serde_json::{json, Value};
 
-use crate::registry::Registry;
+use crate::registry::{Decoding, Registry};
 use crate::request::{Query, ResourcePath};
 
 async fn ensure(
@@ -27,7 +27,7 @@ async fn ensure(
         subresource: None,
     };
     match reg
-        .create_value(&rp, &Query::default(), obj, Vec::new())
+        .create_value(&rp, &Query::default(), obj, Decoding::trusted())
         .await
     {
         Ok(_) => Ok(()),

@@ -132,6 +132,164 @@ impl CachedObject {
     }
 }
 
+/// An object the registry is about to write, encoded once. When the store's event for
+/// that write arrives, the cache takes this instead of parsing the stored bytes, pulling
+/// out labels and fields and encoding them again; the registry answers the request with
+/// the same bytes.
+#[derive(Debug)]
+pub struct Prepared {
+    pub key: String,
+    namespace: String,
+    name: String,
+    /// The bytes the store gets: the object without `metadata.resourceVersion`.
+    pub stored: Bytes,
+    /// Offset in `stored` just inside `metadata`'s `{`, where the resourceVersion goes.
+    slot: usize,
+    /// Whether metadata has other fields (then a comma follows the resourceVersion).
+    comma: bool,
+    labels: BTreeMap<String, String>,
+    fields: Vec<(&'static str, String)>,
+}
+
+impl Prepared {
+    /// Encodes `obj` for the store (any `metadata.resourceVersion` left out). None when the
+    /// object has no metadata object (then the cache builds it the slow way).
+    pub fn encode(
+        key: &str,
+        obj: &Value,
+        ops: Option<&dyn KindOps>,
+    ) -> Result<Option<Prepared>, serde_json::Error> {
+        let Some(top) = obj.as_object() else {
+            return Ok(None);
+        };
+        let Some(meta) = top.get("metadata").and_then(Value::as_object) else {
+            return Ok(None);
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(2048);
+        let mut slot = 0;
+        let mut comma = false;
+        buf.push(b'{');
+        for (i, (k, v)) in top.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut buf, k)?;
+            buf.push(b':');
+            if k == "metadata" {
+                buf.push(b'{');
+                slot = buf.len();
+                let mut first = true;
+                for (mk, mv) in meta {
+                    if mk == "resourceVersion" {
+                        continue;
+                    }
+                    if !first {
+                        buf.push(b',');
+                    }
+                    first = false;
+                    serde_json::to_writer(&mut buf, mk)?;
+                    buf.push(b':');
+                    serde_json::to_writer(&mut buf, mv)?;
+                }
+                comma = !first;
+                buf.push(b'}');
+            } else {
+                serde_json::to_writer(&mut buf, v)?;
+            }
+        }
+        buf.push(b'}');
+        let text = |f: &str| {
+            meta.get(f)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let labels = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Prepared {
+            key: key.to_string(),
+            namespace: text("namespace"),
+            name: text("name"),
+            stored: Bytes::from(buf),
+            slot,
+            comma,
+            labels,
+            fields: ops.map(|o| o.selectable_fields(obj)).unwrap_or_default(),
+        }))
+    }
+
+    /// The object's JSON with `metadata.resourceVersion` = `rv`.
+    pub fn with_rv(&self, rv: Revision) -> Bytes {
+        let rv = rv.to_string();
+        let mut out = Vec::with_capacity(self.stored.len() + rv.len() + 24);
+        out.extend_from_slice(&self.stored[..self.slot]);
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(rv.as_bytes());
+        out.push(b'"');
+        if self.comma {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.stored[self.slot..]);
+        Bytes::from(out)
+    }
+
+    fn cached(&self, rv: Revision) -> CachedObject {
+        CachedObject {
+            key: self.key.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            rv,
+            bytes: self.with_rv(rv),
+            labels: self.labels.clone(),
+            fields: self.fields.clone(),
+        }
+    }
+}
+
+/// Writes announced to the cache and not yet seen in the store's event stream.
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    by_key: HashMap<String, Vec<(u64, Arc<Prepared>)>>,
+}
+
+/// The registry's claim on an announced write. Dropped without [`Expected::written`] (the
+/// write failed, or the request was cancelled), it withdraws the announcement.
+pub struct Expected {
+    cache: Arc<Cache>,
+    pub prepared: Arc<Prepared>,
+    id: u64,
+    armed: bool,
+}
+
+impl Expected {
+    /// The store acknowledged the write: the announcement stays for the cache to take.
+    pub fn written(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut p = self.cache.pending.lock();
+            if let Some(list) = p.by_key.get_mut(&self.prepared.key) {
+                list.retain(|(id, _)| *id != self.id);
+                if list.is_empty() {
+                    p.by_key.remove(&self.prepared.key);
+                }
+            }
+        }
+    }
+}
+
 /// A watch event type as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchEventType {
@@ -340,14 +498,23 @@ impl ResourceCache {
         }
     }
 
-    fn apply(&self, ev: &Event) {
+    fn apply(&self, ev: &Event, prepared: Option<Arc<Prepared>>) {
         let ops = self.ops.map(|o| o as &dyn KindOps);
+        // Built before taking the lock: readers never wait for a parse.
+        let built = match (ev.event_type, prepared) {
+            (EventType::Delete, _) => None,
+            (_, Some(p)) => Some(p.cached(ev.revision)),
+            (_, None) => CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops),
+        };
+        let deleted = match ev.event_type {
+            EventType::Delete => CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops),
+            _ => None,
+        };
         let mut st = self.state.write();
         let prev = st.objects.get(&ev.kv.key).cloned();
         let event = match ev.event_type {
             EventType::Create | EventType::Update => {
-                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops)
-                else {
+                let Some(obj) = built else {
                     return;
                 };
                 let obj = Arc::new(obj);
@@ -367,8 +534,7 @@ impl ResourceCache {
             }
             EventType::Delete => {
                 st.objects.remove(&ev.kv.key);
-                let Some(obj) = CachedObject::build(&ev.kv.key, &ev.kv.value, ev.revision, ops)
-                else {
+                let Some(obj) = deleted else {
                     return;
                 };
                 CacheEvent {
@@ -418,6 +584,7 @@ pub struct Cache {
     rv_tx: watch::Sender<Revision>,
     rv_rx: watch::Receiver<Revision>,
     follower: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pending: parking_lot::Mutex<Pending>,
 }
 
 impl Cache {
@@ -439,6 +606,7 @@ impl Cache {
             rv_tx,
             rv_rx,
             follower: parking_lot::Mutex::new(None),
+            pending: parking_lot::Mutex::new(Pending::default()),
         });
         let rv = cache.load().await?;
         let c = cache.clone();
@@ -473,6 +641,8 @@ impl Cache {
         for (prefix, rc) in &self.resources {
             rc.reset(by_resource.remove(prefix).unwrap_or_default(), rv);
         }
+        // Writes announced before the reload will not be seen as events any more.
+        self.pending.lock().by_key.clear();
         self.rv_tx.send_replace(rv);
         Ok(rv)
     }
@@ -487,7 +657,11 @@ impl Cache {
                                 let mut last = rv;
                                 for ev in &events {
                                     if let Some(rc) = self.resource_of_key(&ev.kv.key) {
-                                        rc.apply(ev);
+                                        let prepared = match ev.event_type {
+                                            EventType::Delete => None,
+                                            _ => self.take_expected(&ev.kv.key, &ev.kv.value),
+                                        };
+                                        rc.apply(ev, prepared);
                                     }
                                     last = last.max(ev.revision);
                                 }
@@ -519,6 +693,36 @@ impl Cache {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Announces a write the registry is about to make (see [`Prepared`]).
+    pub fn expect(self: &Arc<Self>, prepared: Prepared) -> Expected {
+        let prepared = Arc::new(prepared);
+        let mut p = self.pending.lock();
+        p.next_id += 1;
+        let id = p.next_id;
+        p.by_key
+            .entry(prepared.key.clone())
+            .or_default()
+            .push((id, prepared.clone()));
+        Expected {
+            cache: self.clone(),
+            prepared,
+            id,
+            armed: true,
+        }
+    }
+
+    /// The announced write whose bytes the store just reported for `key`, if any.
+    fn take_expected(&self, key: &str, value: &Bytes) -> Option<Arc<Prepared>> {
+        let mut p = self.pending.lock();
+        let list = p.by_key.get_mut(key)?;
+        let i = list.iter().position(|(_, pr)| pr.stored == *value)?;
+        let (_, found) = list.swap_remove(i);
+        if list.is_empty() {
+            p.by_key.remove(key);
+        }
+        Some(found)
     }
 
     fn resource_of_key(&self, key: &str) -> Option<&Arc<ResourceCache>> {
@@ -583,5 +787,85 @@ impl Cache {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod_ops() -> Option<&'static dyn KindOps> {
+        kinds::ops_for("", "Pod")
+    }
+
+    /// The object the registry encodes and the one the cache would build from the store's
+    /// bytes are the same JSON, with the same labels and fields.
+    #[test]
+    fn prepared_matches_what_the_cache_builds() {
+        let obj = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"},
+                         "resourceVersion": "7", "uid": "u"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}
+        });
+        let key = "/registry/pods/ns/p";
+        let p = Prepared::encode(key, &obj, pod_ops()).unwrap().unwrap();
+        // The store gets no resourceVersion.
+        let stored: Value = serde_json::from_slice(&p.stored).unwrap();
+        assert!(stored.pointer("/metadata/resourceVersion").is_none());
+        assert_eq!(stored.pointer("/metadata/uid"), Some(&json!("u")));
+        let built = CachedObject::build(key, &p.stored, 42, pod_ops()).unwrap();
+        let handed = p.cached(42);
+        let a: Value = serde_json::from_slice(&built.bytes).unwrap();
+        let b: Value = serde_json::from_slice(&handed.bytes).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.pointer("/metadata/resourceVersion"), Some(&json!("42")));
+        assert_eq!(built.labels, handed.labels);
+        assert_eq!(built.fields, handed.fields);
+        assert!(handed.fields.contains(&("spec.nodeName", "n1".to_string())));
+        assert_eq!(
+            (handed.name.as_str(), handed.namespace.as_str()),
+            ("p", "ns")
+        );
+    }
+
+    /// Metadata holding only a resourceVersion still gives valid JSON (no stray comma).
+    #[test]
+    fn prepared_with_metadata_of_only_a_resource_version() {
+        let obj = json!({"kind": "ConfigMap", "metadata": {"resourceVersion": "1"}, "data": {}});
+        let p = Prepared::encode("/registry/configmaps/x", &obj, None)
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&p.with_rv(5)).unwrap();
+        assert_eq!(v["metadata"], json!({"resourceVersion": "5"}));
+        let none = Prepared::encode("/registry/configmaps/x", &json!({"kind": "X"}), None).unwrap();
+        assert!(none.is_none());
+    }
+
+    /// An announcement is taken by the matching event once, and withdrawn when the
+    /// registry drops it unwritten.
+    #[tokio::test]
+    async fn announced_writes_are_taken_once_or_withdrawn() {
+        let store: Arc<dyn Store> =
+            Arc::new(bosun_store::sqlite::SqliteStore::open_in_memory().unwrap());
+        let cache = Cache::start(store, 100).await.unwrap();
+        let obj = json!({"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "d"}});
+        let key = "/registry/configmaps/d/a";
+        let p = Prepared::encode(key, &obj, None).unwrap().unwrap();
+        let stored = p.stored.clone();
+        let e = cache.expect(p);
+        e.written();
+        assert!(cache
+            .take_expected(key, &Bytes::from_static(b"{}"))
+            .is_none());
+        assert!(cache.take_expected(key, &stored).is_some());
+        assert!(cache.take_expected(key, &stored).is_none());
+        let p = Prepared::encode(key, &obj, None).unwrap().unwrap();
+        drop(cache.expect(p));
+        assert!(cache.take_expected(key, &stored).is_none());
+        assert!(cache.pending.lock().by_key.is_empty());
     }
 }

@@ -1,7 +1,6 @@
 //! Request bodies in and responses out: JSON and YAML decoding with size and depth
 //! limits, duplicate-field detection, and content negotiation for responses.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use bosun_api::StatusError;
@@ -72,96 +71,139 @@ pub fn decode_body(
         BodyType::Protobuf => crate::protobuf::decode(body).map_err(|e| {
             StatusError::bad_request(format!("error decoding the protobuf body: {e}"))
         })?,
-        _ => serde_json::from_slice(body).map_err(|e| {
-            StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
-        })?,
+        _ => {
+            // One pass builds the tree and notes duplicate fields.
+            let mut dups = Vec::new();
+            let parse_err = |e: serde_json::Error| {
+                StatusError::bad_request(format!(
+                    "couldn't get version/kind; json parse error: {e}"
+                ))
+            };
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let value = ValueSeed {
+                at: &Seg::Root,
+                out: &mut dups,
+            }
+            .deserialize(&mut de)
+            .map_err(parse_err)?;
+            de.end().map_err(parse_err)?;
+            if !find_dups {
+                dups.clear();
+            }
+            return Ok((value, dups));
+        }
     };
-    let dups = if find_dups && ty != BodyType::Yaml && ty != BodyType::Protobuf {
-        duplicate_fields(body).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    Ok((value, dups))
+    Ok((value, Vec::new()))
+}
+
+/// Where a value sits in the document, rendered only when a duplicate is found.
+enum Seg<'a> {
+    Root,
+    Key(&'a str, &'a Seg<'a>),
+    Index(usize, &'a Seg<'a>),
+}
+
+impl Seg<'_> {
+    fn render(&self) -> String {
+        match self {
+            Seg::Root => String::new(),
+            Seg::Key(k, parent) => {
+                let p = parent.render();
+                if p.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{p}.{k}")
+                }
+            }
+            Seg::Index(i, parent) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+/// Deserializes a JSON tree as `serde_json::Value` does (the last of duplicate fields
+/// wins) and records the path of every duplicate field.
+struct ValueSeed<'p, 'o> {
+    at: &'p Seg<'p>,
+    out: &'o mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            let seg = Seg::Index(items.len(), self.at);
+            match seq.next_element_seed(ValueSeed {
+                at: &seg,
+                out: &mut *self.out,
+            })? {
+                Some(v) => items.push(v),
+                None => break,
+            }
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let seg = Seg::Key(&key, self.at);
+            let v = map.next_value_seed(ValueSeed {
+                at: &seg,
+                out: &mut *self.out,
+            })?;
+            if m.contains_key(&key) {
+                self.out.push(seg.render());
+            }
+            m.insert(key, v);
+        }
+        Ok(Value::Object(m))
+    }
 }
 
 /// Paths of fields that appear twice in the same JSON object (`spec.replicas`).
 pub fn duplicate_fields(body: &[u8]) -> Result<Vec<String>, serde_json::Error> {
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
-    DupSeed {
-        path: String::new(),
+    ValueSeed {
+        at: &Seg::Root,
         out: &mut out,
     }
     .deserialize(&mut de)?;
     Ok(out)
-}
-
-struct DupSeed<'a> {
-    path: String,
-    out: &'a mut Vec<String>,
-}
-
-impl<'de> DeserializeSeed<'de> for DupSeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DupSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0;
-        while seq
-            .next_element_seed(DupSeed {
-                path: format!("{}[{i}]", self.path),
-                out: &mut *self.out,
-            })?
-            .is_some()
-        {
-            i += 1;
-        }
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
-            };
-            if !seen.insert(key) {
-                self.out.push(path.clone());
-            }
-            map.next_value_seed(DupSeed {
-                path,
-                out: &mut *self.out,
-            })?;
-        }
-        Ok(())
-    }
 }
 
 /// What the client accepts back.

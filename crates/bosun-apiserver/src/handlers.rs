@@ -420,7 +420,10 @@ async fn resource_request(
 }
 
 fn reply(r: Reply, accept: Accept) -> Response {
-    let mut resp = encode_as(accept, &r.body, r.code);
+    let mut resp = match (accept, r.encoded) {
+        (Accept::Json, Some(bytes)) => bytes_response(r.code, bytes, "application/json"),
+        _ => encode_as(accept, &r.body, r.code),
+    };
     add_warnings(&mut resp, &r.warnings);
     resp
 }

@@ -23,8 +23,10 @@ pub struct Decoded {
 pub trait KindOps: Send + Sync {
     /// Decodes `obj` into the type and back, collecting unknown field paths.
     fn decode(&self, obj: Value) -> Result<Decoded, String>;
-    /// Runs `prepare_for_create`, `set_defaults`, then `validate`.
-    fn admit_create(&self, obj: Value) -> Result<(Value, FieldErrorList), String>;
+    /// Types the object (its unknown fields come back as the third element; an object
+    /// that does not fit the type is an error), then runs `prepare_for_create`,
+    /// `set_defaults` and `validate`.
+    fn admit_create(&self, obj: Value) -> Result<(Value, FieldErrorList, Vec<String>), String>;
     /// Runs `prepare_for_update`, `set_defaults`, `validate` and `validate_update`.
     fn admit_update(&self, obj: Value, old: &Value) -> Result<(Value, FieldErrorList), String>;
     /// Runs `validate_status_update`.
@@ -150,15 +152,15 @@ impl<K: Strategy + Default> KindOps for Typed<K> {
         })
     }
 
-    fn admit_create(&self, obj: Value) -> Result<(Value, FieldErrorList), String> {
-        let mut k: K = serde_json::from_value(obj).map_err(|e| e.to_string())?;
+    fn admit_create(&self, obj: Value) -> Result<(Value, FieldErrorList, Vec<String>), String> {
+        let (mut k, unknown) = decode_typed::<K>(obj)?;
         k.prepare_for_create();
         k.set_defaults();
         let mut errs = k.validate();
         errs.extend(k.validate_create());
         let mut v = encode(&k)?;
         canonicalize_quantities(&mut v);
-        Ok((v, errs))
+        Ok((v, errs, unknown))
     }
 
     fn admit_update(&self, obj: Value, old: &Value) -> Result<(Value, FieldErrorList), String> {
@@ -185,7 +187,11 @@ impl<K: Strategy + Default> KindOps for Typed<K> {
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
-        match serde_json::from_value::<K>(obj.clone()) {
+        if K::default().selectable_fields().is_empty() {
+            // Most kinds have none: no typed decode for them.
+            return Vec::new();
+        }
+        match K::deserialize(obj) {
             Ok(k) => k.selectable_fields(),
             Err(_) => Vec::new(),
         }

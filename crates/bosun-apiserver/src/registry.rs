@@ -15,7 +15,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::alloc::Allocator;
-use crate::cache::{self, Cache, CachedObject};
+use crate::cache::{self, Cache, CachedObject, Prepared as CachedPrepared};
 use crate::codec::{self, BodyType};
 use crate::convert;
 use crate::filter::Filter;
@@ -27,6 +27,9 @@ pub struct Reply {
     pub code: u16,
     pub body: Value,
     pub warnings: Vec<String>,
+    /// `body` already encoded as JSON, when it is at the storage version (the bytes the
+    /// watch cache holds): sent as they are, without encoding `body` again.
+    pub encoded: Option<Bytes>,
 }
 
 /// The objects of a list, in key order, with the list's metadata.
@@ -221,6 +224,57 @@ impl DeleteOptions {
     }
 }
 
+/// What the create path still has to check about the request body once it is typed.
+pub struct Decoding {
+    /// Paths of duplicate fields in the body.
+    pub dups: Vec<String>,
+    pub fv: FieldValidation,
+}
+
+impl Decoding {
+    /// An object built by the server itself: nothing to report.
+    pub fn trusted() -> Decoding {
+        Decoding {
+            dups: Vec::new(),
+            fv: FieldValidation::Ignore,
+        }
+    }
+}
+
+/// The 400 for a body that does not fit the kind's type.
+fn undecodable(def: &ResourceDef, e: &str) -> StatusError {
+    StatusError::bad_request(format!(
+        "{} in version {:?} cannot be handled as a {}: {e}",
+        def.kind, def.version, def.kind
+    ))
+}
+
+/// Unknown and duplicate fields per `fieldValidation`: a 400 when strict, warnings when
+/// asked for, nothing when ignored.
+fn field_problems(
+    def: &ResourceDef,
+    unknown: &[String],
+    dups: &[String],
+    fv: FieldValidation,
+) -> Result<Vec<String>, StatusError> {
+    let mut problems: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    problems.extend(dups.iter().map(|f| format!("duplicate field {f:?}")));
+    match fv {
+        FieldValidation::Strict if !problems.is_empty() => Err(StatusError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+            def.kind,
+            def.version,
+            def.kind,
+            problems.join(", ")
+        ))),
+        FieldValidation::Warn => Ok(problems),
+        _ => Ok(Vec::new()),
+    }
+}
+
 impl Registry {
     pub fn new(store: Arc<dyn Store>, cache: Arc<Cache>, alloc: Allocator) -> Registry {
         Registry {
@@ -233,6 +287,44 @@ impl Registry {
 
     fn not_found(rp: &ResourcePath, name: &str) -> StatusError {
         StatusError::not_found(rp.def.group, rp.def.plural, name)
+    }
+
+    /// The bytes to write for `obj`, announced to the watch cache so that it takes the
+    /// object as encoded here instead of parsing the stored bytes again.
+    fn encode_for_store(
+        &self,
+        def: &'static ResourceDef,
+        key: &str,
+        obj: &Value,
+    ) -> Result<(Bytes, Option<cache::Expected>), StatusError> {
+        let internal = |e: serde_json::Error| StatusError::internal(e.to_string());
+        let ops = kinds::ops_for(def.storage_group, def.kind).map(|o| o as &dyn KindOps);
+        match CachedPrepared::encode(key, obj, ops).map_err(internal)? {
+            Some(p) => {
+                let expected = self.cache.expect(p);
+                Ok((expected.prepared.stored.clone(), Some(expected)))
+            }
+            None => Ok((
+                Bytes::from(serde_json::to_vec(obj).map_err(internal)?),
+                None,
+            )),
+        }
+    }
+
+    /// The reply's bytes for a write acknowledged at `rv`, when the request's version is
+    /// the storage version (otherwise the reply is converted and encoded from its value).
+    fn encoded_reply(
+        rp: &ResourcePath,
+        expected: Option<cache::Expected>,
+        rv: Revision,
+    ) -> Option<Bytes> {
+        let expected = expected?;
+        let bytes = rp
+            .def
+            .is_storage_version()
+            .then(|| expected.prepared.with_rv(rv));
+        expected.written();
+        bytes
     }
 
     fn key(rp: &ResourcePath, name: &str) -> String {
@@ -538,32 +630,46 @@ impl Registry {
             m.insert("apiVersion".into(), Value::String(def.api_version()));
         }
         let v = convert::to_storage(def, v);
-        let decoded = ops(storage_def(def))?.decode(v).map_err(|e| {
-            StatusError::bad_request(format!(
-                "{} in version {:?} cannot be handled as a {}: {e}",
-                def.kind, def.version, def.kind
-            ))
-        })?;
-        let mut problems: Vec<String> = decoded
-            .unknown_fields
-            .iter()
-            .map(|f| format!("unknown field {f:?}"))
-            .collect();
-        problems.extend(dups.iter().map(|f| format!("duplicate field {f:?}")));
-        let warnings = match fv {
-            FieldValidation::Strict if !problems.is_empty() => {
-                return Err(StatusError::bad_request(format!(
-                    "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
-                    def.kind,
-                    def.version,
-                    def.kind,
-                    problems.join(", ")
-                )))
-            }
-            FieldValidation::Warn => problems,
-            _ => Vec::new(),
-        };
+        let decoded = ops(storage_def(def))?
+            .decode(v)
+            .map_err(|e| undecodable(def, &e))?;
+        let warnings = field_problems(def, &decoded.unknown_fields, &dups, fv)?;
         Ok((decoded.value, warnings))
+    }
+
+    /// Checks kind/apiVersion against the URL and converts to the storage version, leaving
+    /// the typed decode (unknown fields, wrong types) to the caller.
+    fn check_object_untyped(&self, rp: &ResourcePath, v: Value) -> Result<Value, StatusError> {
+        let def = rp.def;
+        if !v.is_object() {
+            return Err(StatusError::bad_request(format!(
+                "the body of the request must be a {} object",
+                def.kind
+            )));
+        }
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .unwrap_or(def.kind);
+        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if kind != def.kind {
+            return Err(StatusError::bad_request(format!(
+                "{kind} in version {:?} cannot be handled as a {}: the kind in the data ({kind}) does not match the expected kind ({})",
+                api_version, def.kind, def.kind
+            )));
+        }
+        if !api_version.is_empty() && api_version != def.api_version() {
+            return Err(StatusError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                def.api_version()
+            )));
+        }
+        let mut v = v;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(def.api_version()));
+        }
+        Ok(convert::to_storage(def, v))
     }
 
     /// POST: create an object.
@@ -574,8 +680,17 @@ impl Registry {
         body: &[u8],
         ct: Option<&str>,
     ) -> Result<Reply, StatusError> {
-        let (obj, warnings) = self.decode_object(rp, body, ct, q)?;
-        self.create_value(rp, q, obj, warnings).await
+        let ty = BodyType::from_content_type(ct)?;
+        match ty {
+            BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {}
+            BodyType::ApplyPatch => return Err(apply_unsupported()),
+            _ => return Err(StatusError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")),
+        }
+        let fv = q.field_validation()?;
+        let (v, dups) = codec::decode_body(body, ty, fv != FieldValidation::Ignore)?;
+        let obj = self.check_object_untyped(rp, v)?;
+        // The typed decode (unknown fields, wrong types) happens once, in admission.
+        self.create_value(rp, q, obj, Decoding { dups, fv }).await
     }
 
     /// Creates a decoded object (storage version).
@@ -584,15 +699,18 @@ impl Registry {
         rp: &ResourcePath,
         q: &Query,
         mut obj: Value,
-        warnings: Vec<String>,
+        decoding: Decoding,
     ) -> Result<Reply, StatusError> {
         let def = storage_def(rp.def);
         let kops = ops(def)?;
+        // Errors in metadata are reported after the typed decode, whose errors (400) come
+        // first upstream, where decoding precedes everything else.
+        let mut deferred: Option<StatusError> = None;
         // Namespace from the URL.
         if let Some(ns) = &rp.namespace {
             match meta_str(&obj, "namespace") {
                 Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
-                    return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    deferred = Some(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
                 }
                 _ => set_meta(&mut obj, "namespace", Value::String(ns.clone())),
             }
@@ -604,30 +722,35 @@ impl Registry {
         if name.is_empty() {
             let gen = meta_str(&obj, "generateName").unwrap_or("").to_string();
             if gen.is_empty() {
-                return Err(StatusError::invalid(
+                deferred.get_or_insert_with(|| {
+                    StatusError::invalid(
+                        rp.def.group,
+                        rp.def.kind,
+                        "",
+                        &[FieldError::required(
+                            &Path::root("metadata").child("name"),
+                            "name or generateName is required",
+                        )],
+                    )
+                });
+            } else {
+                name = format!("{gen}{}", random_suffix());
+                set_meta(&mut obj, "name", Value::String(name.clone()));
+            }
+        }
+        if let Some(why) = check_path_segment(&name).filter(|_| !name.is_empty()) {
+            deferred.get_or_insert_with(|| {
+                StatusError::invalid(
                     rp.def.group,
                     rp.def.kind,
-                    "",
-                    &[FieldError::required(
+                    &name,
+                    &[FieldError::invalid(
                         &Path::root("metadata").child("name"),
-                        "name or generateName is required",
+                        name.clone(),
+                        why,
                     )],
-                ));
-            }
-            name = format!("{gen}{}", random_suffix());
-            set_meta(&mut obj, "name", Value::String(name.clone()));
-        }
-        if let Some(why) = check_path_segment(&name) {
-            return Err(StatusError::invalid(
-                rp.def.group,
-                rp.def.kind,
-                &name,
-                &[FieldError::invalid(
-                    &Path::root("metadata").child("name"),
-                    name.clone(),
-                    why,
-                )],
-            ));
+                )
+            });
         }
         for f in [
             "resourceVersion",
@@ -662,7 +785,13 @@ impl Registry {
         if def.kind == "Pod" && def.group.is_empty() {
             crate::admission::default_toleration_seconds(&mut obj, &self.admission);
         }
-        let (obj, errs) = kops.admit_create(obj).map_err(StatusError::internal)?;
+        let (obj, errs, unknown) = kops
+            .admit_create(obj)
+            .map_err(|e| undecodable(rp.def, &e))?;
+        let warnings = field_problems(rp.def, &unknown, &decoding.dups, decoding.fv)?;
+        if let Some(e) = deferred {
+            return Err(e);
+        }
         if !errs.is_empty() {
             return Err(StatusError::invalid(
                 rp.def.group,
@@ -697,11 +826,10 @@ impl Registry {
                 code: 201,
                 body: convert::from_storage(rp.def, obj),
                 warnings,
+                encoded: None,
             });
         }
-        let bytes = Bytes::from(
-            serde_json::to_vec(&obj).map_err(|e| StatusError::internal(e.to_string()))?,
-        );
+        let (bytes, expected) = self.encode_for_store(def, &key, &obj)?;
         match self.store.create(&key, bytes).await {
             Ok(kv) => {
                 set_meta(
@@ -711,6 +839,7 @@ impl Registry {
                 );
                 Ok(Reply {
                     code: 201,
+                    encoded: Self::encoded_reply(rp, expected, kv.mod_revision),
                     body: convert::from_storage(rp.def, obj),
                     warnings,
                 })
@@ -960,6 +1089,7 @@ impl Registry {
                     code: 200,
                     body: convert::from_storage(rp.def, old),
                     warnings: Vec::new(),
+                    encoded: None,
                 });
             }
             if dry_run {
@@ -967,6 +1097,7 @@ impl Registry {
                     code: 200,
                     body: convert::from_storage(rp.def, new),
                     warnings: Vec::new(),
+                    encoded: None,
                 });
             }
             // An object being deleted whose last finalizer went away is deleted now.
@@ -991,6 +1122,7 @@ impl Registry {
                             code: 200,
                             body: convert::from_storage(rp.def, new),
                             warnings: Vec::new(),
+                            encoded: None,
                         });
                     }
                     Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
@@ -1002,9 +1134,7 @@ impl Registry {
                 }
             }
             remove_meta(&mut new, "resourceVersion");
-            let bytes = Bytes::from(
-                serde_json::to_vec(&new).map_err(|e| StatusError::internal(e.to_string()))?,
-            );
+            let (bytes, expected) = self.encode_for_store(def, &key, &new)?;
             match self.store.update(&key, bytes, kv.mod_revision).await {
                 Ok(kv2) => {
                     if def.kind == "Service" {
@@ -1017,6 +1147,7 @@ impl Registry {
                     );
                     return Ok(Reply {
                         code: 200,
+                        encoded: Self::encoded_reply(rp, expected, kv2.mod_revision),
                         body: convert::from_storage(rp.def, new),
                         warnings: Vec::new(),
                     });
@@ -1128,6 +1259,7 @@ impl Registry {
                             code: 200,
                             body: convert::from_storage(rp.def, obj),
                             warnings: Vec::new(),
+                            encoded: None,
                         });
                     }
                 }
@@ -1156,6 +1288,7 @@ impl Registry {
                         code: 200,
                         body: convert::from_storage(rp.def, obj),
                         warnings: Vec::new(),
+                        encoded: None,
                     });
                 }
                 let when = Utc::now() + chrono::Duration::seconds(grace);
@@ -1178,6 +1311,7 @@ impl Registry {
                         code: 200,
                         body: convert::from_storage(rp.def, obj),
                         warnings: Vec::new(),
+                        encoded: None,
                     });
                 }
                 remove_meta(&mut obj, "resourceVersion");
@@ -1195,6 +1329,7 @@ impl Registry {
                             code: 200,
                             body: convert::from_storage(rp.def, obj),
                             warnings: Vec::new(),
+                            encoded: None,
                         });
                     }
                     Err(StoreError::Conflict { .. }) => continue,
@@ -1207,6 +1342,7 @@ impl Registry {
                     code: 200,
                     body: convert::from_storage(rp.def, obj),
                     warnings: Vec::new(),
+                    encoded: None,
                 });
             }
             match self.store.delete(&key, Some(kv.mod_revision)).await {
@@ -1221,6 +1357,7 @@ impl Registry {
                         code: 200,
                         body: deleted_body(rp.def, obj),
                         warnings: Vec::new(),
+                        encoded: None,
                     });
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -1264,6 +1401,7 @@ impl Registry {
             code: 200,
             body: json!({"kind": kind_list, "apiVersion": rp.def.api_version(), "metadata": {}, "items": items}),
             warnings: Vec::new(),
+            encoded: None,
         })
     }
 
@@ -1531,6 +1669,7 @@ impl Registry {
             code: 201,
             body: success_status(),
             warnings: Vec::new(),
+            encoded: None,
         })
     }
 
@@ -1598,6 +1737,7 @@ impl Registry {
             code: 200,
             body: scale_of(&reply.body),
             warnings: Vec::new(),
+            encoded: None,
         })
     }
 }
