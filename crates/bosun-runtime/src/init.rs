@@ -464,7 +464,7 @@ fn readonly(path: &str) -> R<()> {
     )
 }
 
-fn drop_privileges(cfg: &ContainerConfig) -> R<()> {
+pub(crate) fn drop_privileges(cfg: &ContainerConfig) -> R<()> {
     use caps::{CapSet, Capability, CapsHashSet};
     let keep: CapsHashSet = if cfg.privileged {
         caps::all()
@@ -528,16 +528,14 @@ fn drop_privileges(cfg: &ContainerConfig) -> R<()> {
 }
 
 /// Finds the program like execvp, but in the container's PATH (from its env, not ours).
-fn find_program(cfg: &ContainerConfig) -> R<PathBuf> {
-    let arg0 = cfg
-        .args
+fn find_program(args: &[String], env: &[String]) -> R<PathBuf> {
+    let arg0 = args
         .first()
         .ok_or("no command: the image has no entrypoint or cmd and none was given")?;
     if arg0.contains('/') {
         return Ok(PathBuf::from(arg0));
     }
-    let path = cfg
-        .env
+    let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
@@ -555,19 +553,16 @@ fn find_program(cfg: &ContainerConfig) -> R<PathBuf> {
 }
 
 fn exec(cfg: &ContainerConfig) -> R<Never> {
-    let prog = find_program(cfg)?;
+    exec_with(&cfg.args, &cfg.env).map(|n| match n {})
+}
+
+/// Execs `args` with `env` (PATH looked up in `env`); returns only on failure.
+pub(crate) fn exec_with(args: &[String], env: &[String]) -> R<std::convert::Infallible> {
+    let prog = find_program(args, env)?;
     let cstr = |s: &[u8]| CString::new(s).map_err(|_| "nul byte in command or env".to_string());
     let prog_c = cstr(prog.as_os_str().as_bytes())?;
-    let argv: Vec<CString> = cfg
-        .args
-        .iter()
-        .map(|a| cstr(a.as_bytes()))
-        .collect::<R<_>>()?;
-    let envp: Vec<CString> = cfg
-        .env
-        .iter()
-        .map(|e| cstr(e.as_bytes()))
-        .collect::<R<_>>()?;
+    let argv: Vec<CString> = args.iter().map(|a| cstr(a.as_bytes())).collect::<R<_>>()?;
+    let envp: Vec<CString> = env.iter().map(|e| cstr(e.as_bytes())).collect::<R<_>>()?;
     // The shim blocks SIGCHLD for its signalfd; the workload starts with a clean mask and
     // default dispositions.
     let _ = nix::sys::signal::sigprocmask(

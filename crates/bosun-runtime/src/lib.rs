@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cgroup;
 pub mod error;
+pub mod exec;
 pub(crate) mod fsutil;
 pub mod image;
 mod init;

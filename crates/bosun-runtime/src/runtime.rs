@@ -88,12 +88,12 @@ impl Runtime {
         self.cgroups.as_ref()
     }
 
-    fn dir(&self, id: &str) -> Result<PathBuf> {
+    pub(crate) fn dir(&self, id: &str) -> Result<PathBuf> {
         check_id(id)?;
         Ok(self.containers.join(id))
     }
 
-    fn shim_command(&self) -> Command {
+    pub(crate) fn shim_command(&self) -> Command {
         let mut c = Command::new(&self.cfg.shim_program);
         c.args(&self.cfg.shim_args);
         c

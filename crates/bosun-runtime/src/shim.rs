@@ -34,11 +34,13 @@ pub const SOCKET: &str = "shim.sock";
 
 /// Entry point of `bosun shim ARGS`; returns the process exit code.
 ///
-/// `ARGS` is `--dir DIR` (run the container of `DIR/config.json`) or
+/// `ARGS` is `--dir DIR` (run the container of `DIR/config.json`),
 /// `sandbox --dir DIR [--hostname NAME]` (pin a pod sandbox's namespaces; see
-/// [`crate::sandbox`]).
+/// [`crate::sandbox`]) or `exec --dir DIR [--tty] -- CMD...` (run a command in the running
+/// container; see [`crate::exec`]).
 pub fn main(args: Vec<String>) -> i32 {
     let (sub, rest) = match args.first().map(String::as_str) {
+        Some("exec") => return crate::exec::main(&args[1..]),
         Some("sandbox") => ("sandbox", &args[1..]),
         _ => ("run", &args[..]),
     };
