@@ -10,12 +10,15 @@
 
 pub mod envvars;
 pub mod error;
+pub mod eviction;
 mod events;
+mod hooks;
 pub mod logs;
 pub mod node;
 mod pods;
 mod probe;
 mod server;
+pub mod static_pods;
 pub mod stats;
 pub mod status;
 mod volumes;
@@ -77,6 +80,11 @@ pub struct KubeletConfig {
     pub stats_interval: Duration,
     /// Adjusts every stats summary before use (tests simulate pressure with it).
     pub stats_override: Option<stats::StatsOverride>,
+    /// `--pod-manifest-path`: the static pod directory (default `DATA_DIR/manifests`).
+    pub pod_manifest_path: Option<PathBuf>,
+    /// `--eviction-pressure-transition-period` (5 min): how long a pressure condition
+    /// stays after its signal recovered.
+    pub eviction_pressure_transition_period: Duration,
 }
 
 impl KubeletConfig {
@@ -106,6 +114,8 @@ impl KubeletConfig {
             eviction: node::Eviction::default(),
             stats_interval: Duration::from_secs(10),
             stats_override: None,
+            pod_manifest_path: None,
+            eviction_pressure_transition_period: eviction::PRESSURE_TRANSITION_PERIOD,
         }
     }
 
@@ -140,6 +150,8 @@ pub(crate) struct Ctx {
     pub pods: Mutex<HashMap<(String, String), PodEntry>>,
     /// Resource stats: the latest summary and the samples for CPU rates.
     pub stats: stats::Sampler,
+    /// What the eviction manager last saw (the node's pressure conditions).
+    pub eviction: Mutex<eviction::State>,
 }
 
 impl Ctx {
@@ -176,12 +188,14 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
         kubelet_port,
         pods: Mutex::new(HashMap::new()),
         stats: stats::Sampler::default(),
+        eviction: Mutex::new(eviction::State::default()),
     });
     node::register(&ctx).await?;
     tracing::info!(node = %ctx.cfg.node_name, %node_ip, kubelet_port, "node registered");
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(node::heartbeat_loop(ctx.clone()));
     tasks.spawn(stats::run(ctx.clone()));
+    tasks.spawn(eviction::run(ctx.clone()));
     let tls = server::tls_config(&ctx)?;
     tasks.spawn(server::serve(ctx.clone(), listener, tls));
     let c = ctx.clone();

@@ -316,6 +316,7 @@ fn conditions(m: &Machine, previous: &[Value]) -> Vec<Value> {
 }
 
 pub(crate) fn node_status(ctx: &Ctx, m: &Machine, previous: &[Value]) -> Value {
+    let m = &crate::eviction::with_pressure(ctx, m);
     let cfg = &ctx.cfg;
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())

@@ -39,8 +39,32 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut listed: HashSet<String> = HashSet::new();
     let mut first_list_done = false;
+    let (initial, mut static_rx) = crate::static_pods::start(ctx.clone());
+    let mut statics: HashSet<String> = HashSet::new();
+    crate::static_pods::reconcile(
+        &ctx,
+        initial,
+        &mut statics,
+        &mut workers,
+        &mut adopted,
+        &mut tasks,
+    );
     loop {
-        let ev = match stream.try_next().await {
+        let next = tokio::select! {
+            n = stream.try_next() => n,
+            Some(set) = static_rx.recv() => {
+                crate::static_pods::reconcile(
+                    &ctx,
+                    set,
+                    &mut statics,
+                    &mut workers,
+                    &mut adopted,
+                    &mut tasks,
+                );
+                continue;
+            }
+        };
+        let ev = match next {
             Ok(Some(ev)) => ev,
             Ok(None) => return Err(Error::Config("the pod watch ended".into())),
             Err(e) => {
@@ -52,6 +76,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<()> {
         match ev {
             Event::Init => listed.clear(),
             Event::InitApply(pod) | Event::Apply(pod) => {
+                if crate::static_pods::is_mirror(&pod) {
+                    continue;
+                }
                 let Some(uid) = pod.metadata.uid.clone() else {
                     continue;
                 };
@@ -72,7 +99,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<()> {
             Event::InitDone => {
                 let gone: Vec<String> = workers
                     .keys()
-                    .filter(|u| !listed.contains(*u))
+                    .filter(|u| !listed.contains(*u) && !statics.contains(*u))
                     .cloned()
                     .collect();
                 for uid in gone {

@@ -280,6 +280,14 @@ impl Worker {
     }
 
     async fn sync(&mut self) {
+        if crate::eviction::is_evicted(&self.pod) {
+            // Evicted under node pressure: killed at once, and it stays Failed.
+            if !self.terminal {
+                self.terminate(Duration::ZERO).await;
+                self.terminal = true;
+            }
+            return;
+        }
         if self.terminal {
             self.publish().await;
             return;
@@ -556,7 +564,14 @@ impl Worker {
             .max(MIN_GRACE);
             let rt = ctx.runtime.clone();
             let id = st.id.clone();
-            tokio::spawn(async move { kill_gracefully(rt, vec![id], grace).await });
+            let netns = (spec_of(&pod).host_network != Some(true))
+                .then(|| self.sandbox.as_ref().map(|s| s.netns()))
+                .flatten();
+            tokio::spawn(async move {
+                let ids = vec![id];
+                let grace = crate::hooks::pre_stop(&ctx, &pod, netns, &ids, grace).await;
+                kill_gracefully(rt, ids, grace).await
+            });
         }
     }
 
@@ -665,6 +680,11 @@ impl Worker {
                     "Started",
                     format!("Started container {}", c.name),
                 );
+                let netns = (spec_of(&self.pod).host_network != Some(true))
+                    .then(|| self.sandbox.as_ref().map(|s| s.netns()))
+                    .flatten();
+                let grace = grace_of(&self.pod);
+                crate::hooks::post_start(&self.ctx, &self.pod, c, &id, netns, grace).await;
             }
             Ok(Err(e)) => {
                 events::record(
@@ -1218,6 +1238,10 @@ impl Worker {
                 }
             }
         }
+        let netns = (spec_of(&self.pod).host_network != Some(true))
+            .then(|| self.sandbox.as_ref().map(|s| s.netns()))
+            .flatten();
+        let grace = crate::hooks::pre_stop(&self.ctx, &self.pod, netns, &ids, grace).await;
         kill_gracefully(self.ctx.runtime.clone(), ids, grace).await;
     }
 

@@ -91,6 +91,10 @@ struct AgentArgs {
     /// Hard eviction thresholds, upstream's form: `memory.available<100Mi,nodefs.available<10%`.
     #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
     eviction_hard: String,
+    /// The static pod directory: pods from its YAML/JSON files run on this node without the
+    /// API server, mirrored there (default `DATA_DIR/manifests`).
+    #[arg(long)]
+    pod_manifest_path: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -583,6 +587,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     cfg.pull_images = !args.disable_image_pull;
     cfg.eviction = bosun_kubelet::node::Eviction::parse(&args.eviction_hard)
         .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
+    cfg.pod_manifest_path = args.pod_manifest_path.clone();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     bosun_kubelet::run(client, cfg)

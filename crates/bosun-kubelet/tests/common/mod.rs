@@ -45,8 +45,13 @@ pub fn busybox_archive() -> PathBuf {
     f
 }
 
+/// A change to the agent's config.
+pub type Tweak = std::sync::Arc<dyn Fn(&mut KubeletConfig) + Send + Sync>;
+
 /// A server plus one agent (node `node_name`) running as a task of this test's runtime.
 pub struct Cluster {
+    /// Changes the agent's config before it starts (see [`Cluster::start_with`]).
+    pub tweak: Option<Tweak>,
     pub ts: TestServer,
     pub data: tempfile::TempDir,
     pub node: String,
@@ -55,6 +60,15 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Cluster {
+        Cluster::start_inner(None).await
+    }
+
+    /// As [`Cluster::start`], with the agent's config changed by `tweak`.
+    pub async fn start_with(tweak: Tweak) -> Cluster {
+        Cluster::start_inner(Some(tweak)).await
+    }
+
+    async fn start_inner(tweak: Option<Tweak>) -> Cluster {
         require_root();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -72,6 +86,7 @@ impl Cluster {
             data,
             node,
             agent: None,
+            tweak,
         };
         c.start_agent().await;
         c.wait_node_ready().await;
@@ -91,6 +106,11 @@ impl Cluster {
         cfg.shim_args = Some(vec![]);
         // Traffic in tests stays on this machine: no registry lookups.
         cfg.pull_images = false;
+        // Stats every second, so CPU rates exist soon after a pod starts.
+        cfg.stats_interval = std::time::Duration::from_secs(1);
+        if let Some(t) = &self.tweak {
+            t(&mut cfg);
+        }
         cfg
     }
 
