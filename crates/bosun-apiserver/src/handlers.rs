@@ -409,6 +409,11 @@ async fn resource_request(
         (Method::GET, Some("log")) if rp.def.plural == "pods" => {
             crate::kubelet_proxy::pod_log(st, &rp, q).await
         }
+        (Method::GET | Method::POST, Some("exec" | "attach" | "portforward"))
+            if rp.def.plural == "pods" =>
+        {
+            crate::kubelet_proxy::pod_stream(st, &rp, req).await
+        }
         (_, Some(s)) if ["log", "exec", "attach", "portforward", "proxy"].contains(&s) => {
             Err(StatusError::service_unavailable(format!(
                 "the {s} subresource needs a node agent, and no agent serves pod {:?}",

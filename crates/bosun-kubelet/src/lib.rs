@@ -21,6 +21,7 @@ mod server;
 pub mod static_pods;
 pub mod stats;
 pub mod status;
+mod streams;
 mod volumes;
 mod worker;
 

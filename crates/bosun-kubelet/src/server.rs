@@ -1,9 +1,11 @@
-//! The kubelet HTTPS API (upstream port 10250): `/healthz` and
+//! The kubelet HTTPS API (upstream port 10250): `/healthz`,
 //! `/containerLogs/{namespace}/{pod}/{container}` (follow, previous, tailLines, sinceSeconds,
-//! sinceTime, timestamps, limitBytes). Callers must present a client certificate signed by
-//! the cluster CA (upstream's `--client-ca-file`), which the API server does when it proxies
-//! `pods/log`. The serving certificate is self-signed, made at start: upstream's API server
-//! does not verify kubelet certificates unless given `--kubelet-certificate-authority`.
+//! sinceTime, timestamps, limitBytes), and the streaming endpoints `/exec`, `/attach` and
+//! `/portForward` (WebSocket and SPDY upgrades; see [`crate::streams`]). Callers must present
+//! a client certificate signed by the cluster CA (upstream's `--client-ca-file`), which the
+//! API server does when it proxies `pods/log`, `exec`, `attach` and `portforward`. The
+//! serving certificate is self-signed, made at start: upstream's API server does not verify
+//! kubelet certificates unless given `--kubelet-certificate-authority`.
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
@@ -67,6 +69,18 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: TcpListener, tls: Arc<rustls:
         .route("/healthz", get(|| async { "ok" }))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/stats/summary", get(crate::stats::summary_handler))
+        .route(
+            "/exec/{ns}/{pod}/{container}",
+            get_or_post(crate::streams::exec::exec),
+        )
+        .route(
+            "/attach/{ns}/{pod}/{container}",
+            get_or_post(crate::streams::exec::attach),
+        )
+        .route(
+            "/portForward/{ns}/{pod}",
+            get_or_post(crate::streams::portforward::port_forward),
+        )
         .with_state(ctx);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
@@ -92,10 +106,19 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: TcpListener, tls: Arc<rustls:
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), svc)
+                .serve_connection_with_upgrades(TokioIo::new(io), svc)
                 .await;
         });
     }
+}
+
+/// WebSocket upgrades are GETs; SPDY clients POST.
+fn get_or_post<H, T>(h: H) -> MethodRouter<Arc<Ctx>>
+where
+    H: axum::handler::Handler<T, Arc<Ctx>> + Clone,
+    T: 'static,
+{
+    axum::routing::get(h.clone()).post(h)
 }
 
 fn bad(code: StatusCode, msg: String) -> Response {

@@ -1,0 +1,379 @@
+//! `kubectl port-forward` on the kubelet side (upstream `pkg/kubelet/cri/streaming/portforward`,
+//! SPDY flavour): the client opens stream pairs over one SPDY/3.1 connection — an `error`
+//! and a `data` stream with the same `requestid` and a `port` header — and every pair becomes
+//! a TCP connection to 127.0.0.1:port inside the pod's network namespace. Bytes are copied
+//! both ways; when the pod's side ends, both streams are closed (FIN), and a failure to
+//! connect is written on the error stream, which kubectl prints.
+//!
+//! The SPDY connection arrives either tunnelled in WebSocket binary messages (subprotocol
+//! `SPDY/3.1+portforward.k8s.io`, what kubectl 1.31+ tries first) or over a plain
+//! `Upgrade: SPDY/3.1` (its fallback). The connection to the pod is made from a short-lived
+//! OS thread that `setns`-es into the network namespace of one of the pod's containers (so
+//! hostNetwork pods get the host's), never from a tokio worker.
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::spdy::{self, Codec, Frame};
+use super::{pod_entry, status_response};
+use crate::Ctx;
+
+/// The port-forward protocol in SPDY's `X-Stream-Protocol-Version`.
+pub(crate) const PROTOCOL: &str = "portforward.k8s.io";
+/// The WebSocket subprotocol that carries it tunnelled (client-go's
+/// `WebsocketsSPDYTunnelingPrefix` + the protocol).
+pub(crate) const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// How long a connection to the pod may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a pod's ports are.
+#[derive(Debug, Clone)]
+struct Target {
+    pod: String,
+    uid: String,
+    /// `/proc/<pid>/ns/net` of one of the pod's running containers.
+    netns: PathBuf,
+}
+
+/// `GET|POST /portForward/{ns}/{pod}`.
+pub(crate) async fn port_forward(
+    State(ctx): State<Arc<Ctx>>,
+    Path((ns, pod)): Path<(String, String)>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut req: Request,
+) -> Response {
+    let entry = match pod_entry(&ctx, &ns, &pod) {
+        Ok(e) => e,
+        Err(r) => return *r,
+    };
+    let pid = entry.containers.values().find_map(|(id, _)| {
+        ctx.runtime
+            .state(id)
+            .ok()
+            .filter(|s| s.status == bosun_runtime::Status::Running && s.pid > 0)
+            .map(|s| s.pid)
+    });
+    let Some(pid) = pid else {
+        return status_response(
+            StatusCode::BAD_REQUEST,
+            format!("pod \"{pod}\" in namespace \"{ns}\" has no running container"),
+        );
+    };
+    let target = Target {
+        pod: pod.clone(),
+        uid: entry.uid.clone(),
+        netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+    };
+    if let Ok(ws) = ws {
+        let ws = ws.protocols([TUNNEL_PROTOCOL]);
+        if ws.selected_protocol().is_none() {
+            return status_response(
+                StatusCode::BAD_REQUEST,
+                format!("port-forward over WebSocket needs subprotocol {TUNNEL_PROTOCOL}"),
+            );
+        }
+        return ws.on_upgrade(move |socket| async move {
+            let (mut sink, mut stream) = socket.split();
+            let (in_tx, in_rx) = mpsc::channel::<Bytes>(64);
+            let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(64);
+            let reader = tokio::spawn(async move {
+                while let Some(Ok(m)) = stream.next().await {
+                    let b = match m {
+                        Message::Binary(b) => b,
+                        Message::Close(_) => return,
+                        _ => continue,
+                    };
+                    if in_tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let writer = tokio::spawn(async move {
+                while let Some(b) = out_rx.recv().await {
+                    if sink.send(Message::Binary(b)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sink.close().await;
+            });
+            session(in_rx, out_tx, target).await;
+            reader.abort();
+            let _ = writer.await;
+        });
+    }
+    let spdy_upgrade = req
+        .headers()
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("SPDY/3.1"));
+    if !spdy_upgrade {
+        return status_response(
+            StatusCode::BAD_REQUEST,
+            format!("port-forward needs a WebSocket ({TUNNEL_PROTOCOL}) or SPDY/3.1 upgrade"),
+        );
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+        let (in_tx, in_rx) = mpsc::channel::<Bytes>(64);
+        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(64);
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 || in_tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let writer = tokio::spawn(async move {
+            while let Some(b) = out_rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        session(in_rx, out_tx, target).await;
+        reader.abort();
+        let _ = writer.await;
+    });
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = resp.headers_mut();
+    h.insert("connection", HeaderValue::from_static("Upgrade"));
+    h.insert("upgrade", HeaderValue::from_static("SPDY/3.1"));
+    h.insert(
+        "x-stream-protocol-version",
+        HeaderValue::from_static(PROTOCOL),
+    );
+    resp
+}
+
+/// What a pair's task receives from the client's data stream.
+enum ToPod {
+    Data(Bytes),
+    Fin,
+}
+
+/// A stream pair being assembled (upstream waits for both halves).
+#[derive(Default)]
+struct Pair {
+    error: Option<u32>,
+    data: Option<u32>,
+    port: Option<u16>,
+}
+
+/// One SPDY connection: parses frames from `input`, answers them, and runs one task per
+/// stream pair; ends when the client closes the connection or says GOAWAY.
+async fn session(mut input: mpsc::Receiver<Bytes>, output: mpsc::Sender<Bytes>, target: Target) {
+    let mut codec = Codec::new();
+    let mut buf = BytesMut::new();
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Frame>(64);
+    let mut pairs: HashMap<String, Pair> = HashMap::new();
+    let mut to_pod: HashMap<u32, mpsc::Sender<ToPod>> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let send = |codec: &mut Codec, f: Frame| -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        codec.encode(&f, &mut out).ok()?;
+        Some(out.freeze())
+    };
+    loop {
+        tokio::select! {
+            chunk = input.recv() => {
+                let Some(chunk) = chunk else { break };
+                buf.extend_from_slice(&chunk);
+                loop {
+                    let frame = match codec.decode(&mut buf) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, pod = %target.pod, "port-forward: bad SPDY");
+                            return;
+                        }
+                    };
+                    let mut replies = Vec::new();
+                    match frame {
+                        Frame::SynStream { stream_id, headers, .. } => {
+                            replies.push(Frame::SynReply { stream_id, fin: false, headers: Vec::new() });
+                            let kind = spdy::header(&headers, "streamtype").unwrap_or("");
+                            let request = spdy::header(&headers, "requestid")
+                                .map(str::to_string)
+                                .unwrap_or_else(|| stream_id.to_string());
+                            let port = spdy::header(&headers, "port").and_then(|p| p.parse::<u16>().ok());
+                            let pair = pairs.entry(request.clone()).or_default();
+                            match kind {
+                                "error" => pair.error = Some(stream_id),
+                                "data" => pair.data = Some(stream_id),
+                                _ => replies.push(Frame::RstStream { stream_id, status: spdy::RST_PROTOCOL_ERROR }),
+                            }
+                            if port.is_some() {
+                                pair.port = port;
+                            }
+                            if let (Some(error), Some(data)) = (pair.error, pair.data) {
+                                let port = pair.port;
+                                pairs.remove(&request);
+                                let (tx, rx) = mpsc::channel(64);
+                                to_pod.insert(data, tx);
+                                tasks.spawn(forward(target.clone(), port, error, data, rx, frames_tx.clone()));
+                            }
+                        }
+                        Frame::Data { stream_id, fin, data } => {
+                            if let Some(tx) = to_pod.get(&stream_id) {
+                                if !data.is_empty() {
+                                    let _ = tx.send(ToPod::Data(data)).await;
+                                }
+                                if fin {
+                                    let _ = tx.send(ToPod::Fin).await;
+                                    to_pod.remove(&stream_id);
+                                }
+                            }
+                        }
+                        Frame::RstStream { stream_id, .. } => {
+                            if let Some(tx) = to_pod.remove(&stream_id) {
+                                let _ = tx.send(ToPod::Fin).await;
+                            }
+                        }
+                        Frame::Ping { id } => replies.push(Frame::Ping { id }),
+                        Frame::GoAway { .. } => return,
+                        Frame::SynReply { .. } | Frame::Headers { .. } | Frame::Ignored { .. } => {}
+                    }
+                    for f in replies {
+                        if let Some(b) = send(&mut codec, f) {
+                            if output.send(b).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            Some(f) = frames_rx.recv() => {
+                if let Some(b) = send(&mut codec, f) {
+                    if output.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One stream pair: connect to the port in the pod and copy until the pod's side ends.
+async fn forward(
+    target: Target,
+    port: Option<u16>,
+    error_stream: u32,
+    data_stream: u32,
+    mut from_client: mpsc::Receiver<ToPod>,
+    frames: mpsc::Sender<Frame>,
+) {
+    let fin = |stream_id| Frame::Data {
+        stream_id,
+        fin: true,
+        data: Bytes::new(),
+    };
+    let conn = match port {
+        Some(p) if p > 0 => dial(&target, p).await,
+        _ => Err("invalid port".to_string()),
+    };
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!(
+                "error forwarding port {} to pod {}, uid {}: {e}",
+                port.unwrap_or(0),
+                target.pod,
+                target.uid
+            );
+            let _ = frames
+                .send(Frame::Data {
+                    stream_id: error_stream,
+                    fin: true,
+                    data: Bytes::from(msg),
+                })
+                .await;
+            let _ = frames.send(fin(data_stream)).await;
+            return;
+        }
+    };
+    let (mut rd, mut wr) = conn.split();
+    let to_pod = async {
+        while let Some(m) = from_client.recv().await {
+            match m {
+                ToPod::Data(b) => {
+                    if wr.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                ToPod::Fin => break,
+            }
+        }
+        let _ = wr.shutdown().await;
+        // Keep the half open: the pod's answer is still coming.
+        std::future::pending::<()>().await;
+    };
+    let from_pod = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let f = Frame::Data {
+                        stream_id: data_stream,
+                        fin: false,
+                        data: Bytes::copy_from_slice(&buf[..n]),
+                    };
+                    if frames.send(f).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = to_pod => {}
+        () = from_pod => {}
+    }
+    let _ = frames.send(fin(data_stream)).await;
+    let _ = frames.send(fin(error_stream)).await;
+}
+
+/// Connects to 127.0.0.1:`port` inside the target's network namespace.
+async fn dial(target: &Target, port: u16) -> Result<tokio::net::TcpStream, String> {
+    let netns = target.netns.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = (|| -> Result<std::net::TcpStream, String> {
+            // Only this thread enters the namespace; it exits right after.
+            let f = std::fs::File::open(&netns)
+                .map_err(|e| format!("open {}: {e}", netns.display()))?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("enter the pod's network namespace: {e}"))?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let s = std::net::TcpStream::connect_timeout(&addr, DIAL_TIMEOUT)
+                .map_err(|e| format!("dial tcp4 {addr}: {e}"))?;
+            s.set_nonblocking(true)
+                .map_err(|e| format!("set nonblocking: {e}"))?;
+            Ok(s)
+        })();
+        let _ = tx.send(r);
+    });
+    let s = rx
+        .await
+        .map_err(|_| "the dialing thread died".to_string())??;
+    tokio::net::TcpStream::from_std(s).map_err(|e| e.to_string())
+}
