@@ -377,3 +377,124 @@ async fn dial(target: &Target, port: u16) -> Result<tokio::net::TcpStream, Strin
         .map_err(|_| "the dialing thread died".to_string())??;
     tokio::net::TcpStream::from_std(s).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(kind: &str, port: u16, request: &str) -> spdy::Headers {
+        vec![
+            ("streamtype".into(), kind.into()),
+            ("port".into(), port.to_string()),
+            ("requestid".into(), request.into()),
+        ]
+    }
+
+    /// Drives [`session`] as kubectl would, against a listener in this test's own network
+    /// namespace (loopback only).
+    #[tokio::test]
+    async fn stream_pairs_reach_the_port_and_errors_reach_the_error_stream() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let _ = s.write_all(b"echo:").await;
+                    let _ = s.write_all(&buf[..n]).await;
+                });
+            }
+        });
+        // A port nothing listens on.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let target = Target {
+            pod: "p".into(),
+            uid: "u".into(),
+            netns: PathBuf::from("/proc/self/ns/net"),
+        };
+        let (in_tx, in_rx) = mpsc::channel(64);
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        tokio::spawn(session(in_rx, out_tx, target));
+        let mut client = Codec::new();
+        let mut wire = BytesMut::new();
+        for f in [
+            Frame::SynStream {
+                stream_id: 1,
+                fin: false,
+                headers: headers("error", port, "0"),
+            },
+            Frame::SynStream {
+                stream_id: 3,
+                fin: false,
+                headers: headers("data", port, "0"),
+            },
+            Frame::Data {
+                stream_id: 3,
+                fin: true,
+                data: Bytes::from_static(b"hello"),
+            },
+            Frame::Ping { id: 9 },
+            Frame::SynStream {
+                stream_id: 5,
+                fin: false,
+                headers: headers("error", closed, "1"),
+            },
+            Frame::SynStream {
+                stream_id: 7,
+                fin: false,
+                headers: headers("data", closed, "1"),
+            },
+        ] {
+            client.encode(&f, &mut wire).unwrap();
+        }
+        in_tx.send(wire.freeze()).await.unwrap();
+
+        let mut buf = BytesMut::new();
+        let mut replies = Vec::new();
+        let mut data: HashMap<u32, Vec<u8>> = HashMap::new();
+        let mut fins = Vec::new();
+        let mut pong = false;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while fins.len() < 4 {
+            let chunk = tokio::time::timeout_at(deadline, out_rx.recv())
+                .await
+                .expect("session answered in time")
+                .expect("session alive");
+            buf.extend_from_slice(&chunk);
+            while let Some(f) = client.decode(&mut buf).unwrap() {
+                match f {
+                    Frame::SynReply { stream_id, .. } => replies.push(stream_id),
+                    Frame::Ping { id } => pong = id == 9,
+                    Frame::Data {
+                        stream_id,
+                        fin,
+                        data: d,
+                    } => {
+                        data.entry(stream_id).or_default().extend_from_slice(&d);
+                        if fin {
+                            fins.push(stream_id);
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        replies.sort();
+        assert_eq!(replies, vec![1, 3, 5, 7]);
+        assert!(pong);
+        assert_eq!(data.get(&3).map(Vec::as_slice), Some(&b"echo:hello"[..]));
+        assert!(data.get(&1).is_none_or(|d| d.is_empty()));
+        let err = String::from_utf8_lossy(&data[&5]).into_owned();
+        assert!(
+            err.starts_with(&format!("error forwarding port {closed} to pod p, uid u: "))
+                && err.contains("refused"),
+            "{err}"
+        );
+        fins.sort();
+        assert_eq!(fins, vec![1, 3, 5, 7]);
+    }
+}
