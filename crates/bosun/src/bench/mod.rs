@@ -4,6 +4,7 @@
 mod client;
 mod machine;
 mod pods;
+mod podbench;
 mod report;
 mod scenarios;
 mod scheduler;
@@ -38,6 +39,10 @@ pub enum BenchCommand {
     /// Scheduler throughput and latency (upstream's SchedulingBasic on hollow nodes) and a
     /// large Deployment rolled out from zero, against a `bosun server` child process.
     Scheduler(scheduler::SchedulerArgs),
+    /// The node agent: pod startup latency (30 pods at once, p50/p99), container
+    /// create+start+stop+delete against crun/runc, agent and shim memory with 100 pods.
+    /// Needs root.
+    Pods(podbench::PodsArgs),
 }
 
 /// Whether to add the etcd column.
@@ -135,6 +140,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Api(a) => api(a).await,
         BenchCommand::Scheduler(a) => scheduler::run(a).await,
+        BenchCommand::Pods(a) => podbench::run(a).await,
     }
 }
 

@@ -1,0 +1,625 @@
+//! `bosun bench pods`: the node agent's figures (issue 4's benchmark) on one machine, with
+//! the image already present:
+//!
+//! - **pod startup**: a `bosun server` child process (scheduler and controllers on) and a
+//!   `bosun agent` child process; a batch of pods created at once, each timed from just
+//!   before its POST to the watch event that shows it `Running` (p50/p99; the Kubernetes SLO
+//!   is p99 ≤ 5 s, ours 1 s);
+//! - **agent memory**: the agent's RSS with `--rss-pods` pods running, the shims' RSS apart;
+//! - **container lifecycle**: create + start + wait for exit + delete of `true` through
+//!   bosun's runtime, median over `--lifecycle` runs, and `crun`/`runc run` on an OCI bundle
+//!   of the same image in the same run, as a ratio (or why not).
+//!
+//! Needs root (the agent and the runtime mount and unshare). The pod network is left off
+//! (`--disable-network`) so that the host's network is not touched.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher;
+use serde::Serialize;
+use serde_json::json;
+
+use super::machine::{self, Machine};
+use super::progress;
+use super::server::ServerChild;
+use super::stats::Latency;
+
+/// The image the pods run (what `scripts/build-test-images.sh` builds).
+const IMAGE: &str = "bosun.test/busybox:latest";
+const NAMESPACE: &str = "bench-pods";
+const NODE: &str = "bench-node";
+
+#[derive(Args, Clone, Debug)]
+pub struct PodsArgs {
+    /// Pods created at once for the startup latency (issue 4: 30).
+    #[arg(long, default_value_t = 30)]
+    pub batch: usize,
+    /// Pods running when the agent's RSS is read (issue 4: 100; the node allows 110).
+    #[arg(long, default_value_t = 100)]
+    pub rss_pods: usize,
+    /// Container lifecycles timed, for bosun and for crun/runc each.
+    #[arg(long, default_value_t = 100)]
+    pub lifecycle: usize,
+    /// The busybox OCI archive (default: ~/.cache/bosun/images/busybox.oci.tar, made by
+    /// scripts/build-test-images.sh).
+    #[arg(long)]
+    pub image_archive: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the data directories go (default: the system temp directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The binary run as `BIN server` / `BIN agent` (default: this executable).
+    #[arg(long, hide = true)]
+    pub server_bin: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Startup {
+    pods: usize,
+    latency: Latency,
+    /// From the first POST to the last pod Running.
+    batch_seconds: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentMemory {
+    pods_running: usize,
+    agent_rss_mib: f64,
+    agent_peak_rss_mib: f64,
+    shims: usize,
+    shims_rss_mib: f64,
+    shim_avg_rss_mib: f64,
+    /// Proportional set size: the shims share the binary's pages, RSS counts them in each.
+    shims_pss_mib: f64,
+    shim_avg_pss_mib: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Lifecycle {
+    bosun: bosun_runtime::bench::LifecycleFigures,
+    oci: Option<bosun_runtime::bench::LifecycleFigures>,
+    /// bosun's median / the OCI runtime's.
+    ratio: Option<f64>,
+    /// Why there is no OCI runtime figure.
+    oci_note: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    machine: Machine,
+    startup: Startup,
+    memory: AgentMemory,
+    lifecycle: Lifecycle,
+    /// What the agent ran with.
+    agent_flags: Vec<String>,
+}
+
+/// A `bosun agent` child process; killed when dropped (its containers are removed by
+/// [`cleanup_node`]).
+struct AgentChild {
+    child: Child,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl AgentChild {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for AgentChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// `Pss:` of /proc/PID/smaps_rollup, in KiB.
+fn pss_kib(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// (count, total RSS MiB, total PSS MiB) of the shims of containers under `data_dir`.
+fn shims_rss(data_dir: &Path) -> (usize, f64, f64) {
+    let want = data_dir.join("containers").to_string_lossy().into_owned();
+    let mut n = 0;
+    let mut kib = 0.0;
+    let mut pss = 0.0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        // `bosun shim --dir DATA_DIR/containers/<id>` (not its forked container init,
+        // which execs the container's program).
+        let is_shim = args.iter().any(|a| a == "shim") && args.iter().any(|a| a.starts_with(&want));
+        if is_shim {
+            if let Some(k) = status_kib(pid, "VmRSS") {
+                n += 1;
+                kib += k;
+                pss += pss_kib(pid).unwrap_or(0.0);
+            }
+        }
+    }
+    (n, kib / 1024.0, pss / 1024.0)
+}
+
+fn pod(name: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"bench": "pods"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "main",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sleep", "36000"],
+            }],
+        },
+    }))?)
+}
+
+/// Creates `names` at once and returns, per pod, the time from just before its POST to the
+/// watch event showing it Running.
+async fn start_pods(client: &kube::Client, names: &[String]) -> anyhow::Result<Vec<Duration>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let watch_api = api.clone();
+    let watch = tokio::spawn(async move {
+        let mut s = watcher::watcher(watch_api, watcher::Config::default()).boxed();
+        while let Some(ev) = s.next().await {
+            let pods = match ev {
+                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => vec![p],
+                _ => continue,
+            };
+            for p in pods {
+                let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if running {
+                    let _ = tx.send((p.metadata.name.unwrap_or_default(), Instant::now()));
+                }
+            }
+        }
+    });
+    // Let the watch establish before the clock starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut started: HashMap<String, Instant> = HashMap::new();
+    let creates = names.iter().map(|n| {
+        let api = api.clone();
+        async move {
+            let p = pod(n)?;
+            let t0 = Instant::now();
+            api.create(&PostParams::default(), &p)
+                .await
+                .with_context(|| format!("creating pod {n}"))?;
+            anyhow::Ok((n.clone(), t0))
+        }
+    });
+    for r in futures::future::join_all(creates).await {
+        let (n, t0) = r?;
+        started.insert(n, t0);
+    }
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen.len() < names.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((n, at))) = tokio::time::timeout(left, rx.recv()).await else {
+            watch.abort();
+            bail!("{} of {} pods Running after 300 s", seen.len(), names.len());
+        };
+        if let Some(t0) = started.get(&n) {
+            if seen.insert(n) {
+                out.push(at.saturating_duration_since(*t0));
+            }
+        }
+    }
+    watch.abort();
+    Ok(out)
+}
+
+/// Removes every container and sandbox under `data_dir` (the agent is gone by then).
+fn cleanup_node(data_dir: &Path) {
+    let Ok(rt) = bosun_runtime::Runtime::new(bosun_runtime::RuntimeConfig::new(data_dir)) else {
+        return;
+    };
+    for c in rt.list().unwrap_or_default() {
+        let _ = rt.delete(&c.id, true);
+    }
+    if let Ok(rd) = std::fs::read_dir(data_dir.join("sandboxes")) {
+        for e in rd.flatten() {
+            let _ = rt.remove_sandbox(&e.file_name().to_string_lossy());
+        }
+    }
+    for cg in ["kubepods/besteffort", "kubepods/burstable", "kubepods"] {
+        if let Ok(rd) = std::fs::read_dir(Path::new("/sys/fs/cgroup/memory").join(cg)) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("pod") {
+                    let _ = rt.cgroups().remove(&format!("{cg}/{name}"));
+                }
+            }
+        }
+    }
+}
+
+fn lifecycle(dir: &Path, archive: &Path, n: usize) -> anyhow::Result<Lifecycle> {
+    let rt = bosun_runtime::Runtime::new(bosun_runtime::RuntimeConfig::new(dir))
+        .context("opening the lifecycle runtime")?;
+    rt.images()
+        .import(archive, None)
+        .context("importing the image for the lifecycle benchmark")?;
+    // One untimed run first: page cache and the shim binary warm, as in steady operation.
+    bosun_runtime::bench::bench_lifecycle(&rt, IMAGE, 1)?;
+    let bosun = bosun_runtime::bench::bench_lifecycle(&rt, IMAGE, n)?;
+    // crun first (the fastest published), then runc; the first that runs here is compared.
+    let candidates: Vec<PathBuf> = ["/usr/bin/crun", "/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .collect();
+    let mut notes = Vec::new();
+    let mut oci = None;
+    if !candidates.is_empty() {
+        let bundle = dir.join("bundle");
+        bosun_runtime::bench::write_bundle(&rt, IMAGE, &bundle)?;
+        for prog in candidates {
+            match bosun_runtime::bench::bench_oci_runtime(&prog, &bundle, 1)
+                .and_then(|_| bosun_runtime::bench::bench_oci_runtime(&prog, &bundle, n))
+            {
+                Ok(f) => {
+                    oci = Some(f);
+                    break;
+                }
+                Err(e) => notes.push(format!("{} could not run here: {e}", prog.display())),
+            }
+        }
+    } else {
+        notes.push("no crun or runc installed (apt-get install crun or runc)".to_string());
+    }
+    let oci_note = (!notes.is_empty()).then(|| notes.join("; "));
+    let ratio = oci
+        .as_ref()
+        .filter(|o| o.median_ms > 0.0)
+        .map(|o| bosun.median_ms / o.median_ms);
+    Ok(Lifecycle {
+        bosun,
+        oci,
+        ratio,
+        oci_note,
+    })
+}
+
+pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
+    if !bosun_kubelet::is_root() {
+        bail!("bosun bench pods runs a real agent and containers: run it as root");
+    }
+    let bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("finding this executable")?,
+    };
+    let archive = match &args.image_archive {
+        Some(a) => a.clone(),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+            .join(".cache/bosun/images/busybox.oci.tar"),
+    };
+    if !archive.is_file() {
+        bail!(
+            "no image archive at {}: run scripts/build-test-images.sh (or pass --image-archive)",
+            archive.display()
+        );
+    }
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("creating the benchmark directory {}", parent.display()))?;
+    let mut machine = Machine::probe(&parent);
+    let work = tempfile::Builder::new()
+        .prefix("bosun-bench-pods-")
+        .tempdir_in(&parent)
+        .context("creating the benchmark directory")?;
+
+    progress("container lifecycle: bosun's runtime and crun/runc on the same image");
+    let lc_dir = work.path().join("lifecycle");
+    let (a, n) = (archive.clone(), args.lifecycle.max(1));
+    let d = lc_dir.clone();
+    let lifecycle = tokio::task::spawn_blocking(move || lifecycle(&d, &a, n))
+        .await
+        .context("lifecycle task")??;
+
+    progress("starting a server and an agent");
+    let server = ServerChild::start(&bin, &parent, None, true).await?;
+    let server_dir = server
+        .kubeconfig
+        .parent()
+        .context("server data directory")?
+        .to_path_buf();
+    let token = std::fs::read_to_string(server_dir.join("node-token"))
+        .context("reading the node token")?
+        .trim()
+        .to_string();
+    let agent_dir = work.path().join("agent");
+    std::fs::create_dir_all(&agent_dir)?;
+    let (a, d) = (archive.clone(), agent_dir.clone());
+    tokio::task::spawn_blocking(move || {
+        bosun_runtime::image::ImageStore::open(&d).and_then(|s| s.import(&a, None))
+    })
+    .await
+    .context("import task")?
+    .context("importing the image into the agent's store")?;
+    let help = Command::new(&bin).args(["agent", "--help"]).output()?;
+    let mut flags = vec![
+        "--node-name".to_string(),
+        NODE.into(),
+        "--node-ip".into(),
+        "127.0.0.1".into(),
+        "--kubelet-port".into(),
+        "0".into(),
+        "--disable-image-pull".into(),
+    ];
+    if String::from_utf8_lossy(&help.stdout).contains("--disable-network") {
+        flags.push("--disable-network".into());
+    }
+    let log = work.path().join("agent.log");
+    let out = std::fs::File::create(&log)?;
+    let child = Command::new(&bin)
+        .arg("agent")
+        .arg("--server")
+        .arg(&server.url)
+        .arg("--server-ca")
+        .arg(server_dir.join("tls/ca.crt"))
+        .arg("--data-dir")
+        .arg(&agent_dir)
+        .args(&flags)
+        .env("BOSUN_TOKEN", &token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone()?))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .context("starting the agent")?;
+    let agent = AgentChild {
+        pid: child.id(),
+        child,
+        log,
+    };
+    let client = crate::admin_client(&server.kubeconfig).await?;
+    let result = measure(&client, &agent, &agent_dir, &args).await;
+    // Pods go first, so the agent removes its containers; whatever is left is removed here.
+    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let _ = api
+        .delete_collection(
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+            &ListParams::default(),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match api.list(&ListParams::default()).await {
+            Ok(l) if l.items.is_empty() => break,
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    drop(agent);
+    let d = agent_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || cleanup_node(&d)).await;
+    drop(server);
+    let (startup, memory) = result?;
+    machine.load_after = machine::load_average();
+    let report = Report {
+        machine,
+        startup,
+        memory,
+        lifecycle,
+        agent_flags: flags,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+async fn measure(
+    client: &kube::Client,
+    agent: &AgentChild,
+    agent_dir: &Path,
+    args: &PodsArgs,
+) -> anyhow::Result<(Startup, AgentMemory)> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = nodes.get_opt(NODE).await.ok().flatten().is_some_and(|n| {
+            n.status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the agent's node is not Ready after 60 s; agent log:\n{}",
+                agent.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .context("creating the benchmark namespace")?;
+    // The default ServiceAccount is made by a controller; wait for it like a user would.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    progress(&format!("pod startup: {} pods at once", args.batch));
+    let names: Vec<String> = (0..args.batch).map(|i| format!("batch-{i}")).collect();
+    let t = Instant::now();
+    let mut lat = start_pods(client, &names)
+        .await
+        .with_context(|| format!("agent log:\n{}", agent.log_tail()))?;
+    let batch_seconds = t.elapsed().as_secs_f64();
+    let startup = Startup {
+        pods: names.len(),
+        latency: Latency::of(&mut lat),
+        batch_seconds,
+    };
+
+    let more = args.rss_pods.saturating_sub(args.batch);
+    progress(&format!(
+        "agent memory: {more} more pods, {} running",
+        args.rss_pods
+    ));
+    let names: Vec<String> = (0..more).map(|i| format!("rss-{i}")).collect();
+    for chunk in names.chunks(25) {
+        start_pods(client, chunk)
+            .await
+            .with_context(|| format!("agent log:\n{}", agent.log_tail()))?;
+    }
+    // Let the agent settle (status writes, probes of nothing, the stats sampler).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (shims, shims_mib, shims_pss) = shims_rss(agent_dir);
+    let memory = AgentMemory {
+        pods_running: args.rss_pods.max(args.batch),
+        agent_rss_mib: status_kib(agent.pid, "VmRSS").unwrap_or(0.0) / 1024.0,
+        agent_peak_rss_mib: status_kib(agent.pid, "VmHWM").unwrap_or(0.0) / 1024.0,
+        shims,
+        shims_rss_mib: shims_mib,
+        shim_avg_rss_mib: if shims > 0 {
+            shims_mib / shims as f64
+        } else {
+            0.0
+        },
+        shims_pss_mib: shims_pss,
+        shim_avg_pss_mib: if shims > 0 {
+            shims_pss / shims as f64
+        } else {
+            0.0
+        },
+    };
+    Ok((startup, memory))
+}
+
+fn print_table(r: &Report) {
+    let m = &r.machine;
+    println!(
+        "bosun bench pods — {} × {}, {:.1} GiB, kernel {}, {} ({}); load before {} / after {}",
+        m.cpus,
+        m.cpu_model,
+        m.memory_gib,
+        m.kernel,
+        m.filesystem,
+        m.date,
+        m.load_before,
+        m.load_after
+    );
+    println!();
+    println!("{:<58} {:>12} {:>16}", "figure", "value", "target");
+    let s = &r.startup;
+    println!(
+        "{:<58} {:>9.0} ms {:>16}",
+        format!("pod startup p50 ({} pods at once, image present)", s.pods),
+        s.latency.p50_ms,
+        ""
+    );
+    println!(
+        "{:<58} {:>9.0} ms {:>16}",
+        "pod startup p99", s.latency.p99_ms, "≤ 1000 ms"
+    );
+    println!(
+        "{:<58} {:>10.2} s {:>16}",
+        "whole batch, first POST to last Running", s.batch_seconds, ""
+    );
+    let l = &r.lifecycle;
+    println!(
+        "{:<58} {:>9.1} ms {:>16}",
+        format!(
+            "container create+start+stop+delete, bosun (median of {})",
+            l.bosun.n
+        ),
+        l.bosun.median_ms,
+        "≤ 50 ms"
+    );
+    if let (Some(o), Some(ratio)) = (&l.oci, l.ratio) {
+        println!(
+            "{:<58} {:>9.1} ms {:>16}",
+            format!("  the same with {} run (median of {})", o.runtime, o.n),
+            o.median_ms,
+            ""
+        );
+        println!(
+            "{:<58} {:>12.2} {:>16}",
+            format!("  bosun / {}", o.runtime),
+            ratio,
+            ""
+        );
+    }
+    if let Some(note) = &l.oci_note {
+        println!("  {note}");
+    }
+    let mem = &r.memory;
+    let target = 50.0 + mem.pods_running as f64;
+    println!(
+        "{:<58} {:>8.1} MiB {:>16}",
+        format!("agent RSS with {} pods", mem.pods_running),
+        mem.agent_rss_mib,
+        format!("≤ {target:.0} MiB")
+    );
+    println!(
+        "{:<58} {:>8.1} MiB {:>16}",
+        format!("shims: {} processes, total", mem.shims),
+        mem.shims_rss_mib,
+        ""
+    );
+    println!(
+        "{:<58} {:>8.2} MiB {:>16}",
+        "  per shim (RSS)", mem.shim_avg_rss_mib, ""
+    );
+    println!(
+        "{:<58} {:>8.1} MiB {:>16}",
+        "shims, total PSS (shared binary pages counted once)", mem.shims_pss_mib, ""
+    );
+    println!(
+        "{:<58} {:>8.2} MiB {:>16}",
+        "  per shim (PSS)", mem.shim_avg_pss_mib, ""
+    );
+    println!("agent flags: {}", r.agent_flags.join(" "));
+}
