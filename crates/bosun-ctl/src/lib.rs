@@ -1,0 +1,357 @@
+//! `bosun ctl`: a kubectl-compatible command line client for people without kubectl, on
+//! kube-rs. Resources are resolved from the server's (aggregated) discovery, objects travel as
+//! dynamic JSON, `get` prints the server's `meta.k8s.io` Tables the way kubectl does, and
+//! errors are printed as kubectl prints them (`Error from server (NotFound): ...`).
+#![forbid(unsafe_code)]
+
+mod apply;
+mod config;
+mod describe;
+mod discovery;
+mod error;
+mod get;
+mod jsonpath;
+mod manifest;
+mod printer;
+mod verbs;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+pub use error::{Error, Result};
+
+/// `bosun ctl [global flags] VERB ...`.
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace (default: the context's, else `default`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: Verb,
+}
+
+/// Output flags shared by get and the verbs that print objects.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Output format: wide, yaml, json, name, jsonpath=TEMPLATE.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+}
+
+/// Which objects: selectors and scope.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Label selector, e.g. `app=web,tier!=db`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector, e.g. `status.phase=Running`.
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// Across all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+/// `-f` sources: files, directories, `-` for stdin.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FileArgs {
+    /// Files, directories (their .yaml/.yml/.json files) or `-` for stdin.
+    #[arg(short = 'f', long = "filename")]
+    pub filenames: Vec<String>,
+    /// Recurse into directories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Verb {
+    /// Display one or many resources (the server's tables).
+    Get {
+        /// TYPE[,TYPE...] [NAME...] or TYPE/NAME...
+        args: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        files: FileArgs,
+        /// After listing, watch for changes.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// Show every object's labels as the last column.
+        #[arg(long)]
+        show_labels: bool,
+        /// Omit the header row.
+        #[arg(long)]
+        no_headers: bool,
+    },
+    /// Create objects from files or stdin.
+    Create {
+        #[command(flatten)]
+        files: FileArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Create or update objects from files (client-side apply, last-applied annotation).
+    Apply {
+        #[command(flatten)]
+        files: FileArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Delete objects by file, by name, by label selector or all of a type.
+    Delete {
+        args: Vec<String>,
+        #[command(flatten)]
+        files: FileArgs,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Every object of the type in the namespace.
+        #[arg(long)]
+        all: bool,
+        /// Do not complain about missing objects.
+        #[arg(long)]
+        ignore_not_found: bool,
+        /// Seconds the object is given to terminate (-1: the object's default).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        grace_period: i64,
+        /// Wait until the objects are gone.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wait: bool,
+    },
+    /// Show a readable description of objects with their events.
+    Describe {
+        args: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Set the replicas of a Deployment, ReplicaSet, ReplicationController or StatefulSet.
+    Scale {
+        args: Vec<String>,
+        #[arg(long)]
+        replicas: i64,
+    },
+    /// Add, change (`--overwrite`) or remove (`key-`) labels.
+    Label {
+        /// TYPE NAME KEY=VAL... or TYPE/NAME KEY=VAL... (KEY- removes).
+        args: Vec<String>,
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Add, change (`--overwrite`) or remove (`key-`) annotations.
+    Annotate {
+        args: Vec<String>,
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Patch an object: strategic (default), merge or json.
+    Patch {
+        args: Vec<String>,
+        #[arg(short = 'p', long)]
+        patch: String,
+        #[arg(long = "type", default_value = "strategic")]
+        patch_type: String,
+    },
+    /// Print a container's logs.
+    Logs {
+        /// POD or TYPE/NAME.
+        name: String,
+        /// The container (default: the only one, or the default-container annotation).
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Stream the logs.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// The previous instance of the container.
+        #[arg(short = 'p', long)]
+        previous: bool,
+        #[arg(long)]
+        tail: Option<i64>,
+        #[arg(long)]
+        timestamps: bool,
+    },
+    /// Manage rollouts: status, history, undo, pause, resume, restart.
+    Rollout {
+        action: String,
+        args: Vec<String>,
+        /// For undo: the revision to roll back to (0 = the previous one).
+        #[arg(long, default_value_t = 0)]
+        to_revision: i64,
+        /// For status: seconds to wait (0 = forever).
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// Mark a node unschedulable.
+    Cordon { node: String },
+    /// Mark a node schedulable.
+    Uncordon { node: String },
+    /// Add (`key=value:Effect`) or remove (`key[:Effect]-`) node taints.
+    Taint {
+        /// `nodes NAME TAINT...` or `node/NAME TAINT...`.
+        args: Vec<String>,
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// List the server's resource types.
+    ApiResources {
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+        #[arg(long)]
+        namespaced: Option<bool>,
+        #[arg(long)]
+        api_group: Option<String>,
+    },
+    /// kubeconfig: view, get-contexts, current-context, use-context.
+    Config {
+        #[command(subcommand)]
+        action: config::ConfigAction,
+    },
+    /// Client and server versions.
+    Version,
+}
+
+/// Runs one `bosun ctl` command; returns the process exit code after printing any error the
+/// way kubectl does.
+pub async fn run(args: CtlArgs) -> i32 {
+    match dispatch(args).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{}", e.kubectl_message());
+            1
+        }
+    }
+}
+
+/// The client and the defaults every verb needs.
+pub(crate) struct Ctx {
+    pub client: kube::Client,
+    pub namespace: String,
+    /// True when -n/--namespace was given (affects messages and manifests' namespaces).
+    pub namespace_explicit: bool,
+}
+
+async fn dispatch(args: CtlArgs) -> Result<()> {
+    if let Verb::Config { action } = &args.command {
+        return config::run(args.kubeconfig.as_deref(), action);
+    }
+    let (client, default_ns) =
+        config::client(args.kubeconfig.as_deref(), args.context.clone()).await?;
+    let ctx = Ctx {
+        client,
+        namespace: args.namespace.clone().unwrap_or(default_ns),
+        namespace_explicit: args.namespace.is_some(),
+    };
+    match args.command {
+        Verb::Get {
+            args,
+            out,
+            select,
+            files,
+            watch,
+            show_labels,
+            no_headers,
+        } => {
+            get::run(
+                &ctx,
+                get::GetOpts {
+                    args,
+                    output: out.output,
+                    select,
+                    files,
+                    watch,
+                    show_labels,
+                    no_headers,
+                },
+            )
+            .await
+        }
+        Verb::Create { files, out } => apply::create(&ctx, &files, out.output.as_deref()).await,
+        Verb::Apply { files, out } => apply::apply(&ctx, &files, out.output.as_deref()).await,
+        Verb::Delete {
+            args,
+            files,
+            select,
+            all,
+            ignore_not_found,
+            grace_period,
+            wait,
+        } => {
+            apply::delete(
+                &ctx,
+                apply::DeleteOpts {
+                    args,
+                    files,
+                    select,
+                    all,
+                    ignore_not_found,
+                    grace_period,
+                    wait,
+                },
+            )
+            .await
+        }
+        Verb::Describe { args, select } => describe::run(&ctx, &args, &select).await,
+        Verb::Scale { args, replicas } => verbs::scale(&ctx, &args, replicas).await,
+        Verb::Label {
+            args,
+            overwrite,
+            select,
+        } => verbs::label(&ctx, &args, overwrite, &select, "labels").await,
+        Verb::Annotate {
+            args,
+            overwrite,
+            select,
+        } => verbs::label(&ctx, &args, overwrite, &select, "annotations").await,
+        Verb::Patch {
+            args,
+            patch,
+            patch_type,
+        } => verbs::patch(&ctx, &args, &patch, &patch_type).await,
+        Verb::Logs {
+            name,
+            container,
+            follow,
+            previous,
+            tail,
+            timestamps,
+        } => {
+            verbs::logs(
+                &ctx,
+                &name,
+                container.as_deref(),
+                follow,
+                previous,
+                tail,
+                timestamps,
+            )
+            .await
+        }
+        Verb::Rollout {
+            action,
+            args,
+            to_revision,
+            timeout,
+        } => verbs::rollout(&ctx, &action, &args, to_revision, timeout.as_deref()).await,
+        Verb::Cordon { node } => verbs::cordon(&ctx, &node, true).await,
+        Verb::Uncordon { node } => verbs::cordon(&ctx, &node, false).await,
+        Verb::Taint { args, overwrite } => verbs::taint(&ctx, &args, overwrite).await,
+        Verb::ApiResources {
+            output,
+            namespaced,
+            api_group,
+        } => verbs::api_resources(&ctx, output.as_deref(), namespaced, api_group.as_deref()).await,
+        Verb::Version => verbs::version(&ctx).await,
+        Verb::Config { .. } => Ok(()),
+    }
+}
