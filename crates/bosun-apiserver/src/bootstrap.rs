@@ -1,6 +1,8 @@
 //! What exists from the first start: the namespaces `default`, `kube-system`,
 //! `kube-public` and `kube-node-lease`, the `kubernetes` Service at the first service IP
-//! with its Endpoints, and the system PriorityClasses. Creating each is idempotent.
+//! with its Endpoints, the `kube-dns` Service at the tenth (10.96.0.10, kubeadm's choice,
+//! answered by every agent's in-process DNS server), and the system PriorityClasses.
+//! Creating each is idempotent.
 
 use std::net::IpAddr;
 
@@ -64,6 +66,7 @@ pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusEr
         }),
     )
     .await?;
+    ensure_kube_dns(reg).await?;
     // Endpoints may not point at loopback: use this machine's first other address.
     let ep_ip = if host.is_unspecified() || host.is_loopback() {
         first_host_ipv4().map(|i| i.to_string())
@@ -87,6 +90,32 @@ pub async fn run(reg: &Registry, host: IpAddr, port: u16) -> Result<(), StatusEr
     )
     .await?;
     ensure_priority_classes(reg).await
+}
+
+/// The cluster DNS Service, as kubeadm and k3s create it, so that tools looking for
+/// `kube-system/kube-dns` find it. Its ClusterIP is served on every node by the agent's own
+/// DNS server (bound to that address on the node), not through endpoints: the selector
+/// matches no pod and the proxy leaves the address alone.
+async fn ensure_kube_dns(reg: &Registry) -> Result<(), StatusError> {
+    let ip = reg.alloc.service_cidr.nth(10).to_string();
+    ensure(
+        reg,
+        "",
+        "v1",
+        "services",
+        Some("kube-system"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "labels": {
+                "k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS"}},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "selector": {"k8s-app": "kube-dns"},
+                     "ports": [
+                        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
+        }),
+    )
+    .await
 }
 
 async fn ensure_priority_classes(reg: &Registry) -> Result<(), StatusError> {

@@ -10,10 +10,11 @@
 
 pub mod envvars;
 pub mod error;
-pub mod eviction;
 mod events;
+pub mod eviction;
 mod hooks;
 pub mod logs;
+pub mod network;
 pub mod node;
 mod pods;
 mod probe;
@@ -86,6 +87,9 @@ pub struct KubeletConfig {
     /// `--eviction-pressure-transition-period` (5 min): how long a pressure condition
     /// stays after its signal recovered.
     pub eviction_pressure_transition_period: Duration,
+    /// The pod network, service proxy and cluster DNS (`bosun agent` turns them on); `None`
+    /// leaves pods without a pod IP, as in-process tests sharing one network namespace want.
+    pub network: Option<network::NetworkConfig>,
 }
 
 impl KubeletConfig {
@@ -117,6 +121,7 @@ impl KubeletConfig {
             stats_override: None,
             pod_manifest_path: None,
             eviction_pressure_transition_period: eviction::PRESSURE_TRANSITION_PERIOD,
+            network: None,
         }
     }
 
@@ -153,6 +158,8 @@ pub(crate) struct Ctx {
     pub stats: stats::Sampler,
     /// What the eviction manager last saw (the node's pressure conditions).
     pub eviction: Mutex<eviction::State>,
+    /// The pod network, when configured.
+    pub net: Option<Arc<network::Network>>,
 }
 
 impl Ctx {
@@ -181,6 +188,10 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
         .local_addr()
         .map_err(Error::io("local address of", "kubelet listener"))?
         .port();
+    let cfg_net = cfg
+        .network
+        .clone()
+        .map(|n| Arc::new(network::Network::new(n, cfg.data_dir.clone())));
     let ctx = Arc::new(Ctx {
         cfg,
         client,
@@ -190,6 +201,7 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
         pods: Mutex::new(HashMap::new()),
         stats: stats::Sampler::default(),
         eviction: Mutex::new(eviction::State::default()),
+        net: cfg_net,
     });
     node::register(&ctx).await?;
     tracing::info!(node = %ctx.cfg.node_name, %node_ip, kubelet_port, "node registered");
@@ -199,6 +211,9 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
     tasks.spawn(eviction::run(ctx.clone()));
     let tls = server::tls_config(&ctx)?;
     tasks.spawn(server::serve(ctx.clone(), listener, tls));
+    if let Some(net) = ctx.net.clone() {
+        tasks.spawn(network::run(ctx.clone(), net));
+    }
     let c = ctx.clone();
     tasks.spawn(async move {
         if let Err(e) = pods::run(c).await {

@@ -111,7 +111,14 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<()> {
                     first_list_done = true;
                     let orphans: Vec<(String, Vec<Adopted>)> = adopted.drain().collect();
                     let rt = ctx.runtime.clone();
+                    let net = ctx.net.clone();
+                    let uids: Vec<String> = orphans.iter().map(|(u, _)| u.clone()).collect();
                     tasks.spawn(async move {
+                        if let Some(net) = net {
+                            for uid in &uids {
+                                net.teardown_pod(uid).await;
+                            }
+                        }
                         let _ = tokio::task::spawn_blocking(move || {
                             for (uid, cs) in orphans {
                                 tracing::info!(pod_uid = %uid, "removing containers of a pod that no longer exists");

@@ -354,6 +354,7 @@ pub(crate) fn write_etc(
     pod: &Pod,
     pod_dir: &Path,
     hostname: &str,
+    pod_ip: Option<&str>,
     cluster_dns: &[String],
     cluster_domain: &str,
 ) -> Result<(), VolumeError> {
@@ -375,23 +376,20 @@ pub(crate) fn write_etc(
         ));
     }
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let policy = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.dns_policy.clone())
-        .unwrap_or_else(|| "ClusterFirst".into());
-    let resolv = if !cluster_dns.is_empty() && policy.starts_with("ClusterFirst") {
-        format!(
-            "search {ns}.svc.{d} svc.{d} {d}\n{}options ndots:5\n",
-            cluster_dns
-                .iter()
-                .map(|s| format!("nameserver {s}\n"))
-                .collect::<String>(),
-            d = cluster_domain
-        )
-    } else {
-        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-    };
+    let spec = pod.spec.clone().unwrap_or_default();
+    // The pod's own name, as upstream's managed hosts file (FQDN first with a subdomain).
+    if let Some(ip) = pod_ip {
+        match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => hosts.push_str(&format!(
+                "{ip}\t{hostname}.{sub}.{ns}.svc.{cluster_domain}\t{hostname}\n"
+            )),
+            None => hosts.push_str(&format!("{ip}\t{hostname}\n")),
+        }
+    }
+    let dns: Vec<std::net::IpAddr> = cluster_dns.iter().filter_map(|s| s.parse().ok()).collect();
+    let node_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv =
+        bosun_net::dns::resolv::pod_resolv_conf(&spec, ns, &dns, cluster_domain, &node_resolv);
     for (name, text) in [
         ("hosts", hosts),
         ("hostname", format!("{hostname}\n")),

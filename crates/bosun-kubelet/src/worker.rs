@@ -109,6 +109,8 @@ struct Worker {
     volumes_at: Option<Instant>,
     volume_error: Option<String>,
     sandbox_error: Option<String>,
+    /// The pod's address on the pod network (not for hostNetwork pods).
+    pod_ip: Option<std::net::Ipv4Addr>,
     last_status: Value,
     terminal: bool,
     wake: Arc<Notify>,
@@ -166,6 +168,7 @@ pub(crate) async fn run(
         volumes_at: None,
         volume_error: None,
         sandbox_error: None,
+        pod_ip: None,
         last_status: pod_status_seed(),
         terminal: false,
         wake: Arc::new(Notify::new()),
@@ -360,19 +363,11 @@ impl Worker {
 
     async fn ensure_sandbox(&mut self) -> bool {
         if self.sandbox.is_some() {
-            return true;
+            return self.ensure_pod_network().await;
         }
-        let spec = spec_of(&self.pod);
-        let hostname = spec
-            .hostname
-            .clone()
-            .unwrap_or_else(|| self.name())
-            .chars()
-            .take(63)
-            .collect::<String>();
         let rt = self.ctx.runtime.clone();
         let uid = self.uid.clone();
-        let h = hostname.clone();
+        let h = self.hostname();
         let r = tokio::task::spawn_blocking(move || match rt.sandbox(&uid) {
             Ok(Some(sb)) => Ok(sb),
             _ => rt.create_sandbox(&uid, Some(&h)),
@@ -382,17 +377,8 @@ impl Worker {
             Ok(Ok(sb)) => {
                 self.sandbox = Some(sb);
                 self.sandbox_error = None;
-                let dir = self.ctx.pod_dir(&self.uid);
-                if let Err(e) = volumes::write_etc(
-                    &self.pod,
-                    &dir,
-                    &hostname,
-                    &self.ctx.cfg.cluster_dns,
-                    &self.ctx.cfg.cluster_domain,
-                ) {
-                    tracing::warn!(pod = %self.name(), error = %e.0, "writing /etc files");
-                }
-                true
+                self.write_etc();
+                self.ensure_pod_network().await
             }
             Ok(Err(e)) => {
                 let msg = format!("Failed to create pod sandbox: {e}");
@@ -411,6 +397,69 @@ impl Worker {
             }
             Err(e) => {
                 self.sandbox_error = Some(format!("Failed to create pod sandbox: {e}"));
+                false
+            }
+        }
+    }
+
+    fn hostname(&self) -> String {
+        spec_of(&self.pod)
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.name())
+            .chars()
+            .take(63)
+            .collect()
+    }
+
+    /// The pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`.
+    fn write_etc(&self) {
+        let dir = self.ctx.pod_dir(&self.uid);
+        let pod_ip = self.pod_ip.map(|ip| ip.to_string());
+        if let Err(e) = volumes::write_etc(
+            &self.pod,
+            &dir,
+            &self.hostname(),
+            pod_ip.as_deref(),
+            &self.ctx.cfg.cluster_dns,
+            &self.ctx.cfg.cluster_domain,
+        ) {
+            tracing::warn!(pod = %self.name(), error = %e.0, "writing /etc files");
+        }
+    }
+
+    /// Connects the sandbox to the pod network (once; hostNetwork pods and agents without a
+    /// pod network need nothing). False, with the reason recorded, while it cannot be done.
+    async fn ensure_pod_network(&mut self) -> bool {
+        let Some(net) = self.ctx.net.clone() else {
+            return true;
+        };
+        if self.pod_ip.is_some() || spec_of(&self.pod).host_network == Some(true) {
+            return true;
+        }
+        let Some(netns) = self.sandbox.as_ref().map(|s| s.netns()) else {
+            return false;
+        };
+        match net.setup_pod(&self.pod, &self.uid, &netns).await {
+            Ok(ip) => {
+                self.pod_ip = Some(ip);
+                self.sandbox_error = None;
+                self.write_etc();
+                true
+            }
+            Err(e) => {
+                let msg = format!("Failed to create pod sandbox: {e}");
+                if self.sandbox_error.as_deref() != Some(&msg) {
+                    events::record(
+                        &self.ctx,
+                        &self.pod,
+                        None,
+                        WARNING,
+                        "FailedCreatePodSandBox",
+                        msg.clone(),
+                    );
+                }
+                self.sandbox_error = Some(msg);
                 false
             }
         }
@@ -830,7 +879,11 @@ impl Worker {
         let pod = &self.pod;
         let spec = spec_of(pod);
         let host_ip = self.ctx.node_ip.to_string();
-        let pod_ip = (spec.host_network == Some(true)).then(|| host_ip.clone());
+        let pod_ip = if spec.host_network == Some(true) {
+            Some(host_ip.clone())
+        } else {
+            self.pod_ip.map(|ip| ip.to_string())
+        };
         let src = envvars::Sources::fetch(&self.ctx.client, pod, c)
             .await
             .map_err(|e| e.0)?;
@@ -853,12 +906,15 @@ impl Worker {
             .as_ref()
             .map(|s| s.namespaces())
             .unwrap_or_default();
+        // The host's namespaces are the agent's own: pid 1's are not when the node is
+        // itself a namespace (the network tests), and may not be open-able at all.
+        let own = |kind: &str| Some(format!("/proc/{}/ns/{kind}", std::process::id()).into());
         if spec.host_network == Some(true) {
-            namespaces.net = Some("/proc/1/ns/net".into());
-            namespaces.uts = Some("/proc/1/ns/uts".into());
+            namespaces.net = own("net");
+            namespaces.uts = own("uts");
         }
         if spec.host_ipc == Some(true) {
-            namespaces.ipc = Some("/proc/1/ns/ipc".into());
+            namespaces.ipc = own("ipc");
         }
         let sc = c.security_context.clone().unwrap_or_default();
         let psc = spec.security_context.clone().unwrap_or_default();
@@ -1081,6 +1137,9 @@ impl Worker {
         if spec.host_network == Some(true) {
             st["podIP"] = json!(host_ip);
             st["podIPs"] = json!([{"ip": host_ip}]);
+        } else if let Some(ip) = self.pod_ip {
+            st["podIP"] = json!(ip.to_string());
+            st["podIPs"] = json!([{"ip": ip.to_string()}]);
         }
         if let Some(e) = self.sandbox_error.as_ref().or(self.volume_error.as_ref()) {
             if self.sandbox.is_none() || self.volumes.is_none() {
@@ -1253,6 +1312,12 @@ impl Worker {
             ids.extend(cs.current.take().map(|a| a.id));
             ids.extend(cs.previous.take().map(|a| a.id));
         }
+        if let Some(net) = &self.ctx.net {
+            if spec_of(&self.pod).host_network != Some(true) {
+                net.teardown_pod(&self.uid).await;
+            }
+        }
+        self.pod_ip = None;
         let rt = self.ctx.runtime.clone();
         let uid = self.uid.clone();
         let dir = self.ctx.pod_dir(&self.uid);

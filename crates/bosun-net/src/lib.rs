@@ -9,6 +9,7 @@
 pub mod dns;
 pub mod error;
 pub mod hostipam;
+pub mod hostports;
 pub mod netns;
 pub mod nft;
 pub mod nodeipam;
@@ -17,6 +18,7 @@ pub mod proxy;
 
 pub use dns::{run_dns, DnsConfig, DnsServer};
 pub use error::{Error, Result};
+pub use ipnet;
 pub use nodeipam::run_node_ipam;
 pub use podnet::{NetConfig, PodIps, PodNetwork};
 pub use proxy::{run_proxy, ProxyConfig};

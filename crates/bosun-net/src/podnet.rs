@@ -21,7 +21,8 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute};
 use rtnetlink::{
-    Handle, IpVersion, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    Handle, IpVersion, LinkBridge, LinkBridgePort, LinkDummy, LinkUnspec, LinkVeth,
+    RouteMessageBuilder,
 };
 
 use crate::error::{netlink_errno, Error, Result};
@@ -335,6 +336,45 @@ impl PodNetwork {
         })
     }
 
+    /// Like [`setup`](Self::setup), but leaves a pod that is already connected alone (its
+    /// address recorded and its host veth present): a restarted agent adopting running pods
+    /// keeps their connectivity without recreating anything.
+    pub async fn ensure(&self, pod_uid: &str, netns: &Path) -> Result<PodIps> {
+        let existing = self
+            .ipam
+            .list()?
+            .into_iter()
+            .find(|(_, owner)| owner == pod_uid)
+            .map(|(ip, _)| ip);
+        if let Some(ip) = existing {
+            let (host, _) = veth_names(pod_uid);
+            let h2 = host.clone();
+            let present = run_async_in(
+                self.cfg.node_netns.clone(),
+                "pod-check",
+                move || async move {
+                    let h = netns::netlink()?;
+                    Ok(link_index(&h, &h2).await?.is_some())
+                },
+            )
+            .await?;
+            if present {
+                return Ok(PodIps {
+                    ip,
+                    prefix_len: self.pod_cidr().prefix_len(),
+                    gateway: self.gateway(),
+                    host_veth: host,
+                });
+            }
+        }
+        self.setup(pod_uid, netns).await
+    }
+
+    /// Every (address, pod uid) the node's IPAM holds.
+    pub fn allocated(&self) -> Result<Vec<(Ipv4Addr, String)>> {
+        self.ipam.list()
+    }
+
     /// Disconnects a pod and releases its address (idempotent; the pod's namespace may be
     /// gone already, which takes the veth with it).
     pub async fn teardown(&self, pod_uid: &str) -> Result<()> {
@@ -438,6 +478,45 @@ impl PodNetwork {
         )
         .await
     }
+}
+
+/// Gives the node the local address `ip` (/32) on the interface `ifname` (`lo`, or a dummy
+/// interface created if missing), idempotently: how a node answers a ClusterIP itself, as
+/// the cluster DNS address, without any proxy rule (NodeLocal DNSCache does the same).
+pub async fn ensure_local_address(
+    node_netns: Option<PathBuf>,
+    ifname: &str,
+    ip: Ipv4Addr,
+) -> Result<()> {
+    let ifname = ifname.to_string();
+    run_async_in(node_netns, "local-address", move || async move {
+        let h = netns::netlink()?;
+        let idx = match link_index(&h, &ifname).await? {
+            Some(i) => i,
+            None => {
+                ignore_exists(
+                    h.link()
+                        .add(LinkDummy::new(&ifname).build())
+                        .execute()
+                        .await,
+                    format!("add dummy link {ifname}"),
+                )?;
+                link_index(&h, &ifname)
+                    .await?
+                    .ok_or_else(|| Error::Nft(format!("link {ifname} vanished")))?
+            }
+        };
+        h.link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("set {ifname} up")))?;
+        ignore_exists(
+            h.address().add(idx, IpAddr::V4(ip), 32).execute().await,
+            format!("add {ip}/32 to {ifname}"),
+        )
+    })
+    .await
 }
 
 struct RouteHeaderMain;

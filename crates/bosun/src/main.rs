@@ -77,9 +77,20 @@ struct AgentArgs {
     /// Port of the kubelet HTTPS API (logs).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
-    /// Nameservers written into pods' resolv.conf (default: the host's resolv.conf).
+    /// Nameservers written into pods' resolv.conf (default: 10.96.0.10, the cluster DNS this
+    /// agent serves; the host's resolv.conf with --disable-network).
     #[arg(long, value_delimiter = ',')]
     cluster_dns: Vec<String>,
+    /// The cluster's pod range (as the server's --cluster-cidr).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// The Service ClusterIP range (as the server's --service-cluster-ip-range).
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: String,
+    /// No pod network, service proxy or cluster DNS: pods get no pod IP (an external
+    /// network plugin's job then).
+    #[arg(long)]
+    disable_network: bool,
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
     /// Registries the agent pulls from over plain HTTP (`host:port`).
@@ -151,6 +162,16 @@ struct ServerArgs {
     /// Service ClusterIP range.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: String,
+    /// The pod network's range; each Node gets a /--node-cidr-mask-size subnet of it in
+    /// `spec.podCIDR` (kube-controller-manager's `--cluster-cidr`).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// Prefix length of each Node's pod subnet (upstream's `--node-cidr-mask-size`).
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Give Nodes pod CIDRs (upstream's `--allocate-node-cidrs`); off when another IPAM does.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    allocate_node_cidrs: bool,
     /// NodePort range, LOW-HIGH.
     #[arg(long, default_value = "30000-32767")]
     service_node_port_range: String,
@@ -329,9 +350,26 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
         },
         ..Default::default()
     };
+    let cluster_cidr: bosun_net::ipnet::Ipv4Net = args
+        .cluster_cidr
+        .parse()
+        .with_context(|| format!("--cluster-cidr {:?} is not an IPv4 CIDR", args.cluster_cidr))?;
+    bosun_net::nodeipam::CidrAllocator::new(cluster_cidr, args.node_cidr_mask_size)
+        .context("--cluster-cidr / --node-cidr-mask-size")?;
     let server = bosun_apiserver::Server::start(config, store)
         .await
         .context("starting the API server")?;
+    let node_ipam = if args.allocate_node_cidrs {
+        let client = admin_client(&server.kubeconfig).await?;
+        let mask = args.node_cidr_mask_size;
+        Some(tokio::spawn(async move {
+            if let Err(e) = bosun_net::run_node_ipam(client, cluster_cidr, mask).await {
+                tracing::error!(error = %e, "node IPAM stopped");
+            }
+        }))
+    } else {
+        None
+    };
     let controllers = if args.controllers.iter().all(|c| c.trim().is_empty()) {
         None
     } else {
@@ -363,7 +401,10 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
             }
         }))
     };
-    let tasks = [controllers, scheduler].into_iter().flatten().collect();
+    let tasks = [controllers, scheduler, node_ipam]
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(RunningServer { server, tasks })
 }
 
@@ -583,6 +624,25 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     cfg.port = args.kubelet_port;
     cfg.cluster_dns = args.cluster_dns.clone();
     cfg.cluster_domain = args.cluster_domain.clone();
+    if !args.disable_network {
+        let parse = |flag: &str, v: &str| -> anyhow::Result<bosun_net::ipnet::Ipv4Net> {
+            v.parse()
+                .with_context(|| format!("{flag} {v:?} is not an IPv4 CIDR"))
+        };
+        let service_cidr = parse("--service-cluster-ip-range", &args.service_cluster_ip_range)?;
+        let net = bosun_kubelet::network::NetworkConfig {
+            cluster_cidr: parse("--cluster-cidr", &args.cluster_cidr)?,
+            service_cidr,
+            // kubeadm's choice, the tenth address of the service range (10.96.0.10); the
+            // server gives kube-system/kube-dns the same one.
+            dns_ip: std::net::Ipv4Addr::from(u32::from(service_cidr.network()) + 10),
+            ..Default::default()
+        };
+        if cfg.cluster_dns.is_empty() {
+            cfg.cluster_dns = vec![net.dns_ip.to_string()];
+        }
+        cfg.network = Some(net);
+    }
     cfg.insecure_registries = args.insecure_registries.clone();
     cfg.pull_images = !args.disable_image_pull;
     cfg.eviction = bosun_kubelet::node::Eviction::parse(&args.eviction_hard)

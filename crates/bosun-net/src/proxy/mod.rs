@@ -36,6 +36,10 @@ pub struct ProxyConfig {
     /// At most one sync per this interval; changes within it are coalesced. 100 ms keeps an
     /// endpoint leaving Ready out of rotation well within a second.
     pub min_sync_interval: Duration,
+    /// ClusterIPs this node answers itself (the cluster DNS address, bound on the node by
+    /// the agent's DNS server): Services with these addresses get no rules, so their
+    /// traffic reaches the local listener instead of being DNATed or rejected.
+    pub local_service_ips: Vec<std::net::Ipv4Addr>,
 }
 
 impl ProxyConfig {
@@ -45,6 +49,7 @@ impl ProxyConfig {
             cluster_cidr: "10.244.0.0/16".parse().unwrap_or_default(),
             netns: None,
             min_sync_interval: Duration::from_millis(100),
+            local_service_ips: Vec::new(),
         }
     }
 }
@@ -75,7 +80,19 @@ impl Proxier {
         services: &[impl Borrow<Service>],
         slices: &[impl Borrow<EndpointSlice>],
     ) -> Result<()> {
-        let ports = service_ports(services, slices, &self.cfg.node_name);
+        let local = &self.cfg.local_service_ips;
+        let services: Vec<&Service> = services
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|s| {
+                !s.spec
+                    .as_ref()
+                    .and_then(|sp| sp.cluster_ip.as_deref())
+                    .and_then(|ip| ip.parse().ok())
+                    .is_some_and(|ip| local.contains(&ip))
+            })
+            .collect();
+        let ports = service_ports(&services, slices, &self.cfg.node_name);
         let rs = generate(
             &ports,
             &RulesConfig {
