@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
@@ -232,14 +232,23 @@ async fn sync_mirrors(ctx: &Ctx, pods: &[Pod]) {
         ..Default::default()
     };
     for m in existing.iter().filter(|p| is_mirror(p)) {
-        let wanted = pods
-            .iter()
-            .any(|p| key(p) == key(m) && hash_of(p) == hash_of(m));
+        // A mirror being deleted is removed at once and made again (upstream's syncPod).
+        let wanted = m.metadata.deletion_timestamp.is_none()
+            && pods
+                .iter()
+                .any(|p| key(p) == key(m) && hash_of(p) == hash_of(m));
         if !wanted {
             let (ns, name) = key(m);
             tracing::info!(pod = %name, namespace = %ns, "deleting a stale mirror pod");
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-            if let Err(e) = api.delete(&name, &grace0).await {
+            let dp = DeleteParams {
+                preconditions: m.metadata.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..grace0.clone()
+            };
+            if let Err(e) = api.delete(&name, &dp).await {
                 tracing::debug!(pod = %name, error = %e, "deleting mirror pod");
             }
         }
@@ -252,9 +261,12 @@ async fn sync_mirrors(ctx: &Ctx, pods: &[Pod]) {
         Err(_) => None,
     };
     for p in pods {
-        let present = existing
-            .iter()
-            .any(|m| is_mirror(m) && key(m) == key(p) && hash_of(m) == hash_of(p));
+        let present = existing.iter().any(|m| {
+            is_mirror(m)
+                && m.metadata.deletion_timestamp.is_none()
+                && key(m) == key(p)
+                && hash_of(m) == hash_of(p)
+        });
         if present {
             continue;
         }
