@@ -994,6 +994,8 @@ impl Worker {
             no_new_privileges: sc.allow_privilege_escalation == Some(false),
             capabilities,
             labels,
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
         })
     }
 

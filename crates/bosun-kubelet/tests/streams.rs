@@ -299,6 +299,15 @@ spec:
   restartPolicy: Never
   containers:
   - {name: main, image: bosun.test/busybox:latest, command: [sh, -c, "sleep 4; for i in 1 2 3; do echo tick $i; echo tock $i >&2; sleep 1; done"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  containers:
+  - {name: main, image: bosun.test/busybox:latest, stdin: true, stdinOnce: true, command: [sh, -c, "read line; echo got:$line; cat; echo end"]}
 "#,
     );
     wait_ready(&c, "ticker", &["main"]).await;
@@ -314,6 +323,20 @@ spec:
         "{}",
         text(&out.stderr)
     );
+
+    // attach -i: stdin reaches the container; its end closes a stdinOnce container's stdin.
+    wait_ready(&c, "reader", &["main"]).await;
+    let out = run(
+        kubectl(&c, &["attach", "-i", "reader", "-c", "main"]),
+        Some(b"hello\nmore input\n".to_vec()),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "got:hello\nmore input\nend\n");
+    let p = c
+        .wait_pod("reader", 30, |p| p["status"]["phase"] == "Succeeded")
+        .await;
+    assert_eq!(status_of(&p, "main")["state"]["terminated"]["exitCode"], 0);
 
     // port-forward: kubectl picks a local port and tunnels SPDY in a WebSocket.
     wait_ready(&c, "web", &["httpd"]).await;

@@ -61,6 +61,14 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// A connection to the container's attach socket (see [`crate::shim::ATTACH_SOCKET`]
+    /// for its framing); `None` when its shim has none (started before attach existed).
+    pub fn attach(&self, id: &str) -> Result<Option<std::os::unix::net::UnixStream>> {
+        crate::shim::connect_attach(&self.dir(id)?)
+    }
+}
+
 /// A new pseudo-terminal: (master, slave).
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let p = nix::pty::openpty(None, None).map_err(Error::sys("openpty"))?;

@@ -20,6 +20,8 @@ use crate::spec::{ContainerConfig, MASKED_PATHS, READONLY_PATHS};
 
 /// File descriptors the child inherits from the shim.
 pub(crate) struct InitFds {
+    /// The read end of the shim's stdin pipe; `None` means /dev/null.
+    pub stdin: Option<RawFd>,
     pub stdout: RawFd,
     pub stderr: RawFd,
     /// Child → shim: `R` when ready, `E<msg>` on failure; close-on-exec, so EOF after a
@@ -79,12 +81,12 @@ fn setup(
     work: &Path,
     fds: &InitFds,
 ) -> R<Never> {
-    // stdio: stdin from /dev/null, stdout/stderr to the shim's pipes.
+    // stdio: stdin from the shim's pipe or /dev/null, stdout/stderr to the shim's pipes.
     let devnull = ctx(fs::File::open("/dev/null"), || "open /dev/null".into())?;
     // SAFETY: plain dup2 on descriptors this process owns.
     unsafe {
         use std::os::fd::AsRawFd;
-        libc::dup2(devnull.as_raw_fd(), 0);
+        libc::dup2(fds.stdin.unwrap_or(devnull.as_raw_fd()), 0);
         libc::dup2(fds.stdout, 1);
         libc::dup2(fds.stderr, 2);
     }

@@ -167,6 +167,8 @@ impl Runtime {
                 }),
                 labels: spec.labels.clone(),
                 created_at: crate::logs::timestamp(),
+                stdin: spec.stdin,
+                stdin_once: spec.stdin_once,
             };
             if let Some(parent) = cfg.log_path.parent() {
                 fsutil::create_dir_all(parent)?;

@@ -31,6 +31,14 @@ use crate::spec::{ContainerConfig, ContainerState, Status};
 
 /// The shim's control socket, relative to the container directory.
 pub const SOCKET: &str = "shim.sock";
+/// The attach socket (shims from before attach existed have none): a client receives the
+/// container's output as frames `[stream: 1 stdout | 2 stderr][length: u32 BE][bytes]` from
+/// the moment it connects, and what it writes goes to the container's stdin (when the
+/// container has one); its end of writing closes stdin for a `stdin_once` container.
+pub const ATTACH_SOCKET: &str = "attach.sock";
+/// Stdin buffered in the shim for a container that does not read it; beyond, input is
+/// dropped rather than the shim blocking.
+const STDIN_BUFFER_MAX: usize = 1 << 20;
 
 /// Entry point of `bosun shim ARGS`; returns the process exit code.
 ///
@@ -263,6 +271,7 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let stdin_pipe = if cfg.stdin { Some(pipe()?) } else { None };
     let (sync_r, sync_w) = pipe()?;
     let (start_r, start_w) = pipe()?;
 
@@ -276,6 +285,7 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
                 &upper,
                 &work,
                 InitFds {
+                    stdin: stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
                     stdout: out_w.as_raw_fd(),
                     stderr: err_w.as_raw_fd(),
                     sync: sync_w.as_raw_fd(),
@@ -286,6 +296,14 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
         ForkResult::Parent { child } => child,
     };
     drop((out_w, err_w, sync_w, start_r));
+    let mut stdin_w: Option<File> = stdin_pipe.map(|(r, w)| {
+        drop(r);
+        let f = File::from(w);
+        set_nonblocking(f.as_raw_fd());
+        f
+    });
+    let mut stdin_pending: Vec<u8> = Vec::new();
+    let mut stdin_close_when_drained = false;
     let mut sync_r = File::from(sync_r);
     let mut b = [0u8; 1];
     let ready = sync_r.read(&mut b).unwrap_or(0) == 1 && b[0] == b'R';
@@ -335,6 +353,14 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
     listener
         .set_nonblocking(true)
         .map_err(Error::io("set nonblocking", dir.join(SOCKET)))?;
+    let _ = fs::remove_file(ATTACH_SOCKET);
+    let attach =
+        UnixListener::bind(ATTACH_SOCKET).map_err(Error::io("bind", dir.join(ATTACH_SOCKET)))?;
+    attach
+        .set_nonblocking(true)
+        .map_err(Error::io("set nonblocking", dir.join(ATTACH_SOCKET)))?;
+    // (socket, still reading its input?)
+    let mut attached: Vec<(UnixStream, bool)> = Vec::new();
 
     // Handshake done: tell the runtime, then stdout goes where stderr goes (the shim log).
     println!("created {}", pid.as_raw());
@@ -373,7 +399,15 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             .unwrap_or(PollTimeout::ZERO),
             None => PollTimeout::NONE,
         };
-        let (ready_streams, sig_ready, accept_ready, ready_clients) = {
+        let (
+            ready_streams,
+            sig_ready,
+            accept_ready,
+            ready_clients,
+            attach_ready,
+            ready_attached,
+            stdin_ready,
+        ) = {
             let mut fds: Vec<PollFd> = Vec::new();
             for (f, _, open) in &streams {
                 fds.push(PollFd::new(
@@ -390,6 +424,19 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             for (c, _) in &clients {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
             }
+            fds.push(PollFd::new(attach.as_fd(), PollFlags::POLLIN));
+            for (c, reading) in &attached {
+                let ev = if *reading {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                };
+                fds.push(PollFd::new(c.as_fd(), ev));
+            }
+            let stdin_slot = stdin_w.as_ref().filter(|_| !stdin_pending.is_empty());
+            if let Some(w) = stdin_slot {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLOUT));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -402,6 +449,7 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             }
             let ev = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
             let n = streams.len();
+            let a = n + 2 + clients.len();
             (
                 (0..n).map(ev).collect::<Vec<_>>(),
                 ev(n),
@@ -409,6 +457,11 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
                 (0..clients.len())
                     .map(|i| ev(n + 2 + i))
                     .collect::<Vec<_>>(),
+                ev(a),
+                (0..attached.len())
+                    .map(|i| ev(a + 1 + i))
+                    .collect::<Vec<_>>(),
+                stdin_slot.is_some() && ev(a + 1 + attached.len()),
             )
         };
         for (i, ready) in ready_streams.into_iter().enumerate() {
@@ -425,6 +478,7 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
                     }
                     Ok(n) => {
                         let _ = split.push(&buf[..n], &mut log);
+                        broadcast(&mut attached, i as u8 + 1, &buf[..n]);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -503,11 +557,112 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             }
         }
         clients = keep;
+
+        if attach_ready {
+            while let Ok((c, _)) = attach.accept() {
+                let _ = c.set_nonblocking(true);
+                attached.push((c, true));
+            }
+        }
+        for (i, ready) in ready_attached.into_iter().enumerate() {
+            let Some((c, reading)) = attached.get_mut(i) else {
+                continue;
+            };
+            if !ready || !*reading {
+                continue;
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            loop {
+                match c.read(&mut tmp) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Ok(0) | Err(_) => {
+                        // This client is done with stdin.
+                        *reading = false;
+                        if shim.cfg.stdin_once {
+                            stdin_close_when_drained = true;
+                        }
+                        break;
+                    }
+                    Ok(n) => {
+                        if stdin_w.is_some() && stdin_pending.len() + n <= STDIN_BUFFER_MAX {
+                            stdin_pending.extend_from_slice(&tmp[..n]);
+                        }
+                    }
+                }
+            }
+        }
+        if stdin_ready || !stdin_pending.is_empty() {
+            if let Some(w) = stdin_w.as_mut() {
+                loop {
+                    if stdin_pending.is_empty() {
+                        break;
+                    }
+                    match w.write(&stdin_pending) {
+                        Ok(n) => {
+                            stdin_pending.drain(..n);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            // The container closed its stdin.
+                            stdin_pending.clear();
+                            stdin_w = None;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if stdin_close_when_drained && stdin_pending.is_empty() {
+            stdin_w = None;
+        }
     }
     let _ = log.flush();
     drop(listener);
+    drop(attach);
+    drop(attached);
     let _ = fs::remove_file(SOCKET);
+    let _ = fs::remove_file(ATTACH_SOCKET);
     shim.save()
+}
+
+/// Sends one output chunk to every attach client; one that cannot take it at once is
+/// dropped (the shim never blocks on a client).
+fn broadcast(attached: &mut Vec<(UnixStream, bool)>, stream: u8, data: &[u8]) {
+    if attached.is_empty() {
+        return;
+    }
+    let mut frame = Vec::with_capacity(data.len() + 5);
+    frame.push(stream);
+    frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    frame.extend_from_slice(data);
+    attached.retain_mut(|(c, _)| {
+        let mut off = 0;
+        while off < frame.len() {
+            match c.write(&frame[off..]) {
+                Ok(0) => return false,
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    });
+}
+
+/// Connects to a container's attach socket (`None` if its shim predates attach or is gone).
+pub(crate) fn connect_attach(dir: &Path) -> Result<Option<UnixStream>> {
+    if !dir.join(ATTACH_SOCKET).exists() {
+        return Ok(None);
+    }
+    let dirfd = File::open(dir).map_err(Error::io("open", dir))?;
+    let path = format!("/proc/self/fd/{}/{ATTACH_SOCKET}", dirfd.as_raw_fd());
+    match UnixStream::connect(&path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(None),
+        Err(e) => Err(Error::io("connect", dir.join(ATTACH_SOCKET))(e)),
+    }
 }
 
 /// Sends one command to a shim and returns its answer (`Ok` for `ok`).

@@ -105,6 +105,11 @@ pub struct ContainerSpec {
     /// Replaces the default capability set (`CAP_*` names).
     pub capabilities: Option<Vec<String>>,
     pub labels: BTreeMap<String, String>,
+    /// `stdin`: the container's stdin is a pipe the shim holds, fed by attach clients
+    /// (otherwise /dev/null).
+    pub stdin: bool,
+    /// `stdinOnce`: stdin is closed when the first attach client is done with it.
+    pub stdin_once: bool,
 }
 
 /// A user as uid, gid and supplementary groups.
@@ -143,6 +148,11 @@ pub struct ContainerConfig {
     pub capabilities: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub created_at: String,
+    /// See [`ContainerSpec::stdin`]; absent in configs written before attach existed.
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// A container's lifecycle: `Created` → `Running` → `Stopped`; `Unknown` when its shim died

@@ -8,9 +8,12 @@
 //! what client-go waits for. stdin EOF comes as v5's CLOSE signal; a client that goes away
 //! kills the command (the helper's child dies with it).
 //!
-//! attach streams what the container writes from now on, read from its CRI log (the shim
-//! owns the container's stdio), until the container stops. Containers get no stdin from
-//! the runtime yet, so attach's stdin is read and dropped.
+//! attach connects to the shim's attach socket (the shim owns the container's stdio):
+//! output from now on, and stdin into the container's stdin pipe when the container has
+//! `stdin: true` (v5's CLOSE ends it, which closes a `stdinOnce` container's stdin), until
+//! the container stops. A container whose shim predates the attach socket is followed
+//! through its CRI log instead, without stdin. Containers with `tty: true` get no pty from
+//! the runtime, so attach has no terminal to resize.
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -358,8 +361,96 @@ async fn drive(
     })
 }
 
-/// Streams the container's new log records until it stops or the client leaves.
+/// attach: through the shim's attach socket (output from now on, stdin to the container),
+/// or, for a container whose shim predates it, from the CRI log without stdin.
 async fn attach_session(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    log: std::path::PathBuf,
+    o: &Options,
+    incoming: SplitStream<WebSocket>,
+    out: mpsc::Sender<Message>,
+    v5: bool,
+) -> Option<Value> {
+    let sock = ctx
+        .runtime
+        .attach(id)
+        .ok()
+        .flatten()
+        .and_then(|s| s.set_nonblocking(true).ok().map(|()| s))
+        .and_then(|s| tokio::net::UnixStream::from_std(s).ok());
+    match sock {
+        Some(s) => attach_socket(s, o, incoming, out, v5).await,
+        None => attach_log(ctx, id, log, o, incoming, out, v5).await,
+    }
+}
+
+async fn attach_socket(
+    sock: tokio::net::UnixStream,
+    o: &Options,
+    mut incoming: SplitStream<WebSocket>,
+    out: mpsc::Sender<Message>,
+    v5: bool,
+) -> Option<Value> {
+    let (mut rd, wr) = sock.into_split();
+    // Without stdin the write half stays open and unused: closing it would end stdin for
+    // a stdinOnce container.
+    let mut wr = Some(wr);
+    let (want_out, want_err, tty) = (o.stdout, o.stderr, o.tty);
+    let mut reader = tokio::spawn(async move {
+        let mut head = [0u8; 5];
+        loop {
+            if rd.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut data = vec![0u8; len];
+            if rd.read_exact(&mut data).await.is_err() {
+                return;
+            }
+            let ch = if head[0] == 2 && !tty { STDERR } else { STDOUT };
+            let wanted = if ch == STDERR { want_err } else { want_out };
+            if wanted
+                && out
+                    .send(Message::Binary(channel::frame(ch, &data).into()))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            _ = &mut reader => return Some(channel::exit_status(0, &[])),
+            m = incoming.next() => match m {
+                Some(Ok(Message::Binary(b))) => match channel::parse(&b, v5) {
+                    Incoming::Stdin(d) if o.stdin && !d.is_empty() => {
+                        if let Some(w) = wr.as_mut() {
+                            if w.write_all(d).await.is_err() {
+                                wr = None;
+                            }
+                        }
+                    }
+                    Incoming::Close(STDIN) if o.stdin => {
+                        if let Some(mut w) = wr.take() {
+                            let _ = w.shutdown().await;
+                        }
+                    }
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    reader.abort();
+                    return None;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// Streams the container's new log records until it stops or the client leaves.
+async fn attach_log(
     ctx: &Arc<Ctx>,
     id: &str,
     log: std::path::PathBuf,
