@@ -38,10 +38,13 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest summary accepted (a node with 110 pods answers well under 1 MiB).
 const MAX_SUMMARY: usize = 16 << 20;
 
-/// The scrape cache: node name → (when, kubelet address, summary).
+/// One node's summary: when it was fetched, from which kubelet address, and the JSON.
+type Scrape = (Instant, String, Arc<Value>);
+
+/// The scrape cache: node name → its last summary.
 #[derive(Default)]
 pub struct MetricsApi {
-    scrapes: Mutex<HashMap<String, (Instant, String, Arc<Value>)>>,
+    scrapes: Mutex<HashMap<String, Scrape>>,
 }
 
 /// The APIGroup entry of discovery.
