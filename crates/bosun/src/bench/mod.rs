@@ -3,12 +3,13 @@
 
 mod client;
 mod machine;
-mod pods;
 mod podbench;
+mod pods;
 mod report;
 mod scenarios;
 mod scheduler;
 mod server;
+mod services;
 mod stats;
 
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub enum BenchCommand {
     /// create+start+stop+delete against crun/runc, agent and shim memory with 100 pods.
     /// Needs root.
     Pods(podbench::PodsArgs),
+    /// The service proxy and DNS (issue 5): rule programming latency at 1,000 and 10,000
+    /// Services, ClusterIP against direct throughput, DNS queries per second on one core.
+    /// Rule programming and throughput need root (scratch network namespaces).
+    Services(services::ServicesArgs),
 }
 
 /// Whether to add the etcd column.
@@ -141,6 +146,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Api(a) => api(a).await,
         BenchCommand::Scheduler(a) => scheduler::run(a).await,
         BenchCommand::Pods(a) => podbench::run(a).await,
+        BenchCommand::Services(a) => services::run(a).await,
     }
 }
 
