@@ -87,7 +87,7 @@ fn report(r: &Resource, obj: &Value, what: &str, output: Option<&str>) -> Result
 pub(crate) async fn create(ctx: &Ctx, files: &FileArgs, output: Option<&str>) -> Result<()> {
     let disc = Discovery::load(&ctx.client).await?;
     let mut first_error = None;
-    for (_, obj) in crate::manifest::read(files)? {
+    for (src, obj) in crate::manifest::read(files)? {
         let r = disc.for_kind(
             obj["apiVersion"].as_str().unwrap_or(""),
             obj["kind"].as_str().unwrap_or(""),
@@ -105,22 +105,36 @@ pub(crate) async fn create(ctx: &Ctx, files: &FileArgs, output: Option<&str>) ->
         {
             Ok(created) => report(&r, &created, "created", output)?,
             Err(e) => {
+                let e = when_creating(e, &src);
                 eprintln!("{}", e.kubectl_message());
                 first_error.get_or_insert(e);
             }
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error.map_or(Ok(()), |_| Err(Error::Reported))
+}
+
+/// kubectl names the file of an object the server refused to create.
+fn when_creating(e: Error, src: &str) -> Error {
+    match e {
+        Error::Api(mut s) if s.code == 404 || s.code == 409 || s.code == 422 || s.code == 403 => {
+            s.message = format!("error when creating \"{src}\": {}", s.message);
+            Error::Api(s)
+        }
+        other => other,
+    }
 }
 
 /// The annotation's value: the manifest as compact JSON with sorted keys, as kubectl writes it.
+/// Like kubectl, the annotations map is present (empty) in the value even when the manifest
+/// has none, because the annotation is added to the object before it is serialized.
 fn last_applied_value(obj: &Value) -> String {
     let mut o = obj.clone();
-    if let Some(a) = o
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        a.remove(LAST_APPLIED);
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(a) = ann.as_object_mut() {
+            a.remove(LAST_APPLIED);
+        }
     }
     serde_json::to_string(&printer::sorted(&o)).unwrap_or_default() + "\n"
 }
@@ -191,7 +205,7 @@ pub(crate) fn three_way(original: &Value, modified: &Value, current: &Value) -> 
 pub(crate) async fn apply(ctx: &Ctx, files: &FileArgs, output: Option<&str>) -> Result<()> {
     let disc = Discovery::load(&ctx.client).await?;
     let mut first_error = None;
-    for (_, obj) in crate::manifest::read(files)? {
+    for (src, obj) in crate::manifest::read(files)? {
         let r = disc.for_kind(
             obj["apiVersion"].as_str().unwrap_or(""),
             obj["kind"].as_str().unwrap_or(""),
@@ -200,11 +214,12 @@ pub(crate) async fn apply(ctx: &Ctx, files: &FileArgs, output: Option<&str>) -> 
         let name = name_of(&obj);
         let result = apply_one(ctx, &r, ns.as_deref(), &name, &obj, output).await;
         if let Err(e) = result {
+            let e = when_creating(e, &src);
             eprintln!("{}", e.kubectl_message());
             first_error.get_or_insert(e);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error.map_or(Ok(()), |_| Err(Error::Reported))
 }
 
 async fn apply_one(
@@ -215,7 +230,12 @@ async fn apply_one(
     obj: &Value,
     output: Option<&str>,
 ) -> Result<()> {
-    let modified = with_last_applied(obj);
+    // kubectl records the namespace it applied to in the annotation.
+    let mut obj = obj.clone();
+    if let (Some(ns), Some(meta)) = (ns, obj.get_mut("metadata").and_then(Value::as_object_mut)) {
+        meta.insert("namespace".into(), Value::String(ns.to_string()));
+    }
+    let modified = with_last_applied(&obj);
     let path = r.object_path(ns, name);
     let current = match get_json(&ctx.client, &path, "application/json").await {
         Ok(c) => c,
@@ -318,7 +338,8 @@ pub(crate) async fn delete(ctx: &Ctx, o: DeleteOpts) -> Result<()> {
             }
         }
         if targets.is_empty() && !o.ignore_not_found {
-            eprintln!("No resources found");
+            // kubectl delete says this on stdout (get says it on stderr).
+            println!("No resources found");
         }
     }
     let mut body =
@@ -362,7 +383,7 @@ pub(crate) async fn delete(ctx: &Ctx, o: DeleteOpts) -> Result<()> {
             }
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error.map_or(Ok(()), |_| Err(Error::Reported))
 }
 
 #[cfg(test)]
@@ -395,7 +416,7 @@ mod tests {
         let w = with_last_applied(&o);
         assert_eq!(
             w["metadata"]["annotations"][LAST_APPLIED],
-            "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\"}}\n"
+            "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"annotations\":{},\"name\":\"a\"}}\n"
         );
     }
 }

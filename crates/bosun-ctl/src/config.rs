@@ -86,6 +86,10 @@ pub(crate) fn run(explicit: Option<&Path>, action: &ConfigAction) -> Result<()> 
             if !raw {
                 redact(&mut doc);
             }
+            // kubectl drops what is empty (`preferences: {}`).
+            if let Some(m) = doc.as_mapping_mut() {
+                m.retain(|_, v| !v.as_mapping().is_some_and(|x| x.is_empty()));
+            }
             print!("{}", serde_yaml::to_string(&doc).unwrap_or_default());
         }
         ConfigAction::CurrentContext => {

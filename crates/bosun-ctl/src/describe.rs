@@ -59,7 +59,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &[String], select: &SelectArgs) -> Resu
             print!("{}", events(ctx, &o).await?);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error.map_or(Ok(()), |_| Err(Error::Reported))
 }
 
 fn title(key: &str) -> String {

@@ -12,6 +12,9 @@ pub enum Error {
     /// The command line or the input is wrong (printed as `error: ...`).
     #[error("{0}")]
     Usage(String),
+    /// Already printed where it happened (one of several objects failed).
+    #[error("")]
+    Reported,
     #[error("{what}: {source}")]
     Io {
         what: String,

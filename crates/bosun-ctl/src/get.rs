@@ -279,7 +279,7 @@ pub(crate) async fn run(ctx: &Ctx, o: GetOpts) -> Result<()> {
         } else if !(objs.is_empty() && first_error.is_some()) {
             print!("{}", printer::print_objects(fmt, &objs, single)?);
         }
-        return first_error.map_or(Ok(()), Err);
+        return first_error.map_or(Ok(()), |_| Err(Error::Reported));
     }
 
     let mut last: Option<(Resource, Option<String>, Printed)> = None;
@@ -333,8 +333,8 @@ pub(crate) async fn run(ctx: &Ctx, o: GetOpts) -> Result<()> {
     if !printed_any && first_error.is_none() {
         no_resources(ctx, &o, &requests);
     }
-    if let Some(e) = first_error {
-        return Err(e);
+    if first_error.is_some() {
+        return Err(Error::Reported);
     }
     if o.watch {
         let Some((r, ns, p)) = last else {

@@ -226,6 +226,7 @@ pub enum Verb {
 pub async fn run(args: CtlArgs) -> i32 {
     match dispatch(args).await {
         Ok(()) => 0,
+        Err(Error::Reported) => 1,
         Err(e) => {
             eprintln!("{}", e.kubectl_message());
             1
