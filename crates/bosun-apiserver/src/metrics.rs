@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by verb, resource and code, request latency histograms,
-//! open watches, and store operation latency.
+//! open watches, and store operation latency. Every label is a `&'static str`, so
+//! recording one request allocates nothing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -35,10 +36,10 @@ impl Histogram {
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
-    watches: BTreeMap<String, i64>,
-    store: BTreeMap<String, Histogram>,
+    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
+    latency: BTreeMap<(&'static str, &'static str), Histogram>,
+    watches: BTreeMap<&'static str, i64>,
+    store: BTreeMap<&'static str, Histogram>,
 }
 
 /// The server's metrics registry.
@@ -48,38 +49,38 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn observe(&self, verb: &str, resource: &str, code: u16, d: Duration) {
+    pub fn observe(&self, verb: &'static str, resource: &'static str, code: u16, d: Duration) {
         let mut g = self.inner.lock();
         *g.requests
-            .entry((verb.to_string(), resource.to_string(), code))
+            .entry((verb, resource, code))
             .or_default() += 1;
         g.latency
-            .entry((verb.to_string(), resource.to_string()))
+            .entry((verb, resource))
             .or_default()
             .observe(d.as_secs_f64());
     }
-    pub fn observe_store(&self, op: &str, d: Duration) {
+    pub fn observe_store(&self, op: &'static str, d: Duration) {
         self.inner
             .lock()
             .store
-            .entry(op.to_string())
+            .entry(op)
             .or_default()
             .observe(d.as_secs_f64());
     }
-    pub fn watch_started(&self, resource: &str) {
+    pub fn watch_started(&self, resource: &'static str) {
         *self
             .inner
             .lock()
             .watches
-            .entry(resource.to_string())
+            .entry(resource)
             .or_default() += 1;
     }
-    pub fn watch_ended(&self, resource: &str) {
+    pub fn watch_ended(&self, resource: &'static str) {
         *self
             .inner
             .lock()
             .watches
-            .entry(resource.to_string())
+            .entry(resource)
             .or_default() -= 1;
     }
 
