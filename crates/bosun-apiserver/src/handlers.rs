@@ -172,9 +172,17 @@ async fn dispatch(State(st): State<SharedState>, req: Request) -> Response {
     let headers = req.headers().clone();
     if crate::metrics_api::handles(&path) {
         let resp = crate::metrics_api::handle(&st, &method, &path, &q).await;
-        let verb = if method == Method::GET { "GET" } else { "OTHER" };
-        st.metrics
-            .observe(verb, "metrics.k8s.io", resp.status().as_u16(), start.elapsed());
+        let verb = if method == Method::GET {
+            "GET"
+        } else {
+            "OTHER"
+        };
+        st.metrics.observe(
+            verb,
+            "metrics.k8s.io",
+            resp.status().as_u16(),
+            start.elapsed(),
+        );
         return resp;
     }
     let rp = match parse_resource_path(&path) {
