@@ -39,8 +39,14 @@ fn quick_bench_services_runs_end_to_end() {
     assert_eq!(p[0]["services"], 20);
     assert_eq!(p[1]["endpoints"], 80);
     assert_eq!(p[1]["change"]["samples"], 3);
-    assert!(r["throughput"]["direct_mib_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
-    assert!(r["throughput"]["ratio"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    assert!(
+        r["throughput"]["direct_mib_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{r}"
+    );
+    assert!(
+        r["throughput"]["ratio"].as_f64().unwrap_or(0.0) > 0.0,
+        "{r}"
+    );
     assert!(r["dns"]["answered"].as_u64().unwrap_or(0) > 0, "{r}");
     assert!(r["machine"]["load_before"].is_string());
 }
