@@ -30,6 +30,13 @@ enum Command {
     /// A one-node cluster in one process: server, scheduler, controllers and this machine's
     /// agent (root).
     Up(up::UpArgs),
+    /// A kubectl-compatible client: `bosun ctl get pods`, `bosun ctl apply -f FILE`, ...
+    Ctl(bosun_ctl::CtlArgs),
+    /// Print a shell completion script: `source <(bosun completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Simulate N nodes in one process (like kwok), for tests and benchmarks.
     Hollow(HollowArgs),
     /// Benchmarks (`bosun bench api`).
@@ -663,9 +670,16 @@ fn main() -> anyhow::Result<()> {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BOSUN_LOG")
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BOSUN_LOG").unwrap_or_else(|_| {
+                // The client's output is its stdout: only warnings, on stderr.
+                if argv.get(1).map(String::as_str) == Some("ctl") {
+                    "warn".into()
+                } else {
+                    "info".into()
+                }
+            }),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -674,6 +688,23 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
         Command::Image(a) => return image(a),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write as _;
+            // Into memory first: clap_complete panics on a write error (a closed pipe).
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bosun", &mut buf);
+            let _ = std::io::stdout().write_all(&buf);
+            return Ok(());
+        }
+        Command::Ctl(a) => {
+            // A client: one thread is plenty, and no server logging.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            std::process::exit(rt.block_on(bosun_ctl::run(a)));
+        }
         Command::Shim { args } => std::process::exit(bosun_runtime::shim::main(args)),
         _ => {}
     }
@@ -695,7 +726,10 @@ fn main() -> anyhow::Result<()> {
             Command::Hollow(a) => hollow(a).await,
             Command::Bench(a) => bench::run(a).await,
             Command::Agent(a) => agent(a).await,
-            Command::Image(_) | Command::Shim { .. } => Ok(()),
+            Command::Image(_)
+            | Command::Shim { .. }
+            | Command::Ctl(_)
+            | Command::Completion { .. } => Ok(()),
         }
     })
 }
