@@ -42,6 +42,9 @@ pub(crate) struct UpArgs {
     /// Registries the agent pulls from over plain HTTP (`host:port`).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// No pod network, service proxy or cluster DNS (as `bosun agent --disable-network`).
+    #[arg(long)]
+    disable_network: bool,
 }
 
 /// Builds `bosun agent`'s arguments from flags, so that new agent flags get their defaults.
@@ -70,6 +73,9 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         .unwrap_or_else(crate::default_data_dir);
     preflight(&args, &data_dir)?;
     args.server.data_dir = Some(data_dir.clone());
+    // The agent's network uses the server's ranges.
+    let cluster_cidr = args.server.cluster_cidr.clone();
+    let service_range = args.server.service_cluster_ip_range.clone();
     let running = crate::start_server(args.server).await?;
     let url = running.server.url.clone();
     let kubeconfig = running.server.kubeconfig.clone();
@@ -91,7 +97,14 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         node_name.clone(),
         "--kubelet-port".into(),
         args.kubelet_port.to_string(),
+        "--cluster-cidr".into(),
+        cluster_cidr,
+        "--service-cluster-ip-range".into(),
+        service_range,
     ];
+    if args.disable_network {
+        argv.push("--disable-network".into());
+    }
     if let Some(ip) = args.node_ip {
         argv.extend(["--node-ip".into(), ip.to_string()]);
     }
