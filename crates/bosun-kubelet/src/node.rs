@@ -210,6 +210,15 @@ fn micro_now() -> String {
 pub fn default_node_ip() -> IpAddr {
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for a in addrs {
+            // Not `lo` (which holds the cluster DNS address 10.96.0.10 once the network is
+            // up) nor the pod bridge (`bosun0`, the pod gateway): after an agent restart
+            // either would otherwise come first.
+            if a.flags
+                .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
+                || a.interface_name.starts_with("bosun")
+            {
+                continue;
+            }
             if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
                 let ip = sin.ip();
                 if !ip.is_loopback() && !ip.is_link_local() {
