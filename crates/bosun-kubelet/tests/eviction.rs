@@ -53,6 +53,7 @@ async fn memory_pressure_evicts_best_effort_first() {
     let c = Cluster::start_with(Arc::new(move |cfg: &mut bosun_kubelet::KubeletConfig| {
         let p = p.clone();
         cfg.eviction_pressure_transition_period = Duration::from_secs(3);
+        cfg.eviction.memory_available_bytes = 100 << 20;
         cfg.stats_override = Some(bosun_kubelet::stats::StatsOverride(Arc::new(move |s| {
             // Memory is short while the switch is on and the hog still runs.
             let hog = s.pods.iter().any(|p| p.pod_ref.name == "hog");

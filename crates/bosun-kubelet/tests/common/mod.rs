@@ -108,6 +108,14 @@ impl Cluster {
         cfg.pull_images = false;
         // Stats every second, so CPU rates exist soon after a pod starts.
         cfg.stats_interval = std::time::Duration::from_secs(1);
+        // The shared test machine's disk and memory must not make the agent evict test pods.
+        cfg.eviction.memory_available_bytes = 1 << 20;
+        cfg.eviction.nodefs_available_percent = 1;
+        if let Some(t) = &self.tweak {
+            t(&mut cfg);
+        }
+        // Stats every second, so CPU rates exist soon after a pod starts.
+        cfg.stats_interval = std::time::Duration::from_secs(1);
         if let Some(t) = &self.tweak {
             t(&mut cfg);
         }
