@@ -285,6 +285,33 @@ fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
     let (ok, logs, err) = kubectl(&kc, &["logs", "up-pod"], None);
     assert!(ok && logs.contains("started"), "{logs}{err}");
 
+    // The same through `bosun ctl`.
+    let ctl = |args: &[&str]| {
+        let o = Command::new(BOSUN)
+            .arg("ctl")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(args)
+            .output()
+            .expect("bosun ctl");
+        assert!(
+            o.status.success(),
+            "bosun ctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(ctl(&["logs", "up-pod"]).contains("started"));
+    let nodes = ctl(&["get", "nodes"]);
+    assert!(
+        nodes.starts_with("NAME") && nodes.contains("up-test   Ready"),
+        "{nodes}"
+    );
+    assert_eq!(
+        ctl(&["get", "pod", "up-pod", "-o", "jsonpath={.status.phase}"]),
+        "Running"
+    );
+
     up.stop();
 
     let mut up = Up::start(&data, port);
