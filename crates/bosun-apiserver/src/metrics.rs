@@ -51,9 +51,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn observe(&self, verb: &'static str, resource: &'static str, code: u16, d: Duration) {
         let mut g = self.inner.lock();
-        *g.requests
-            .entry((verb, resource, code))
-            .or_default() += 1;
+        *g.requests.entry((verb, resource, code)).or_default() += 1;
         g.latency
             .entry((verb, resource))
             .or_default()
@@ -68,20 +66,10 @@ impl Metrics {
             .observe(d.as_secs_f64());
     }
     pub fn watch_started(&self, resource: &'static str) {
-        *self
-            .inner
-            .lock()
-            .watches
-            .entry(resource)
-            .or_default() += 1;
+        *self.inner.lock().watches.entry(resource).or_default() += 1;
     }
     pub fn watch_ended(&self, resource: &'static str) {
-        *self
-            .inner
-            .lock()
-            .watches
-            .entry(resource)
-            .or_default() -= 1;
+        *self.inner.lock().watches.entry(resource).or_default() -= 1;
     }
 
     /// The Prometheus text exposition.

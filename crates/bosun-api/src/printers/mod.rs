@@ -27,7 +27,7 @@ mod registry;
 
 pub use format::{access_modes, format_labels, human_duration, translate_timestamp_since};
 pub use pod::{summarize as summarize_pod, PodSummary};
-pub use registry::{columns_for, has_printer, row_for, PrintError, PrintedRow};
+pub use registry::{columns_for, has_printer, row_for, row_for_json, PrintError, PrintedRow};
 
 /// One column of a table (a meta/v1 `TableColumnDefinition`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
