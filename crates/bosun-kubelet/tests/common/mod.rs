@@ -114,11 +114,6 @@ impl Cluster {
         if let Some(t) = &self.tweak {
             t(&mut cfg);
         }
-        // Stats every second, so CPU rates exist soon after a pod starts.
-        cfg.stats_interval = std::time::Duration::from_secs(1);
-        if let Some(t) = &self.tweak {
-            t(&mut cfg);
-        }
         cfg
     }
 
