@@ -44,6 +44,18 @@ pub fn resource_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
     }
 }
 
+/// The string-valued labels of an object's metadata.
+fn labels_of(meta: &serde_json::Map<String, Value>) -> BTreeMap<String, String> {
+    meta.get("labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One object version as the cache holds it.
 #[derive(Debug)]
 pub struct CachedObject {
@@ -86,15 +98,7 @@ impl CachedObject {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let labels = meta
-            .get("labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = labels_of(meta);
         let fields = ops.map(|o| o.selectable_fields(&value)).unwrap_or_default();
         let bytes = Bytes::from(serde_json::to_vec(&value).ok()?);
         Some(CachedObject {
@@ -204,15 +208,7 @@ impl Prepared {
                 .unwrap_or_default()
                 .to_string()
         };
-        let labels = meta
-            .get("labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = labels_of(meta);
         Ok(Some(Prepared {
             key: key.to_string(),
             namespace: text("namespace"),

@@ -580,6 +580,17 @@ impl Registry {
         ct: Option<&str>,
         q: &Query,
     ) -> Result<(Value, Vec<String>), StatusError> {
+        let (v, dups, fv) = Self::parse_body(body, ct, q)?;
+        self.check_object(rp, v, dups, fv)
+    }
+
+    /// Parses an object body in any accepted content type, noting duplicate fields unless
+    /// `fieldValidation` ignores them.
+    fn parse_body(
+        body: &[u8],
+        ct: Option<&str>,
+        q: &Query,
+    ) -> Result<(Value, Vec<String>, FieldValidation), StatusError> {
         let ty = BodyType::from_content_type(ct)?;
         match ty {
             BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {}
@@ -588,7 +599,7 @@ impl Registry {
         }
         let fv = q.field_validation()?;
         let (v, dups) = codec::decode_body(body, ty, fv != FieldValidation::Ignore)?;
-        self.check_object(rp, v, dups, fv)
+        Ok((v, dups, fv))
     }
 
     /// Checks kind/apiVersion against the URL and types the object.
@@ -600,36 +611,7 @@ impl Registry {
         fv: FieldValidation,
     ) -> Result<(Value, Vec<String>), StatusError> {
         let def = rp.def;
-        if !v.is_object() {
-            return Err(StatusError::bad_request(format!(
-                "the body of the request must be a {} object",
-                def.kind
-            )));
-        }
-        // A missing kind or apiVersion takes the URL's, as upstream's decoder defaults them.
-        let kind = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty())
-            .unwrap_or(def.kind);
-        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        if kind != def.kind {
-            return Err(StatusError::bad_request(format!(
-                "{kind} in version {:?} cannot be handled as a {}: the kind in the data ({kind}) does not match the expected kind ({})",
-                api_version, def.kind, def.kind
-            )));
-        }
-        if !api_version.is_empty() && api_version != def.api_version() {
-            return Err(StatusError::bad_request(format!(
-                "the API version in the data ({api_version}) does not match the expected API version ({})",
-                def.api_version()
-            )));
-        }
-        let mut v = v;
-        if let Some(m) = v.as_object_mut() {
-            m.insert("apiVersion".into(), Value::String(def.api_version()));
-        }
-        let v = convert::to_storage(def, v);
+        let v = self.check_object_untyped(rp, v)?;
         let decoded = ops(storage_def(def))?
             .decode(v)
             .map_err(|e| undecodable(def, &e))?;
@@ -647,6 +629,7 @@ impl Registry {
                 def.kind
             )));
         }
+        // A missing kind or apiVersion takes the URL's, as upstream's decoder defaults them.
         let kind = v
             .get("kind")
             .and_then(Value::as_str)
@@ -680,14 +663,7 @@ impl Registry {
         body: &[u8],
         ct: Option<&str>,
     ) -> Result<Reply, StatusError> {
-        let ty = BodyType::from_content_type(ct)?;
-        match ty {
-            BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {}
-            BodyType::ApplyPatch => return Err(apply_unsupported()),
-            _ => return Err(StatusError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")),
-        }
-        let fv = q.field_validation()?;
-        let (v, dups) = codec::decode_body(body, ty, fv != FieldValidation::Ignore)?;
+        let (v, dups, fv) = Self::parse_body(body, ct, q)?;
         let obj = self.check_object_untyped(rp, v)?;
         // The typed decode (unknown fields, wrong types) happens once, in admission.
         self.create_value(rp, q, obj, Decoding { dups, fv }).await
