@@ -45,6 +45,10 @@ pub(crate) struct UpArgs {
     /// No pod network, service proxy or cluster DNS (as `bosun agent --disable-network`).
     #[arg(long)]
     disable_network: bool,
+    /// The agent's hard eviction thresholds (as `bosun agent --eviction-hard`; default
+    /// upstream's `memory.available<100Mi,nodefs.available<10%`).
+    #[arg(long)]
+    eviction_hard: Option<String>,
 }
 
 /// Builds `bosun agent`'s arguments from flags, so that new agent flags get their defaults.
@@ -113,6 +117,9 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     }
     for r in &args.insecure_registries {
         argv.extend(["--insecure-registry".into(), r.clone()]);
+    }
+    if let Some(e) = &args.eviction_hard {
+        argv.extend(["--eviction-hard".into(), e.clone()]);
     }
     let agent_args = AgentCli::try_parse_from(argv)
         .context("building the agent's arguments")?

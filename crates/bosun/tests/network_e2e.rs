@@ -296,6 +296,10 @@ impl Cluster {
                 "--node-ip",
                 &n.ip.to_string(),
                 "--disable-image-pull",
+                // The shared disk is often nearly full: keep DiskPressure from tainting
+                // the nodes (upstream's nodefs.available<10%).
+                "--eviction-hard",
+                "memory.available<1Mi,nodefs.available<1%",
             ])
             .env("BOSUN_LOG", "info,bosun_net=debug")
             .stdout(Stdio::from(log.try_clone().unwrap()))

@@ -107,6 +107,10 @@ impl Up {
                 "--node-name",
                 "up-test",
                 "--disable-image-pull",
+                // The shared disk is often nearly full: upstream's nodefs.available<10%
+                // would report DiskPressure and keep the test pod off the node.
+                "--eviction-hard",
+                "memory.available<1Mi,nodefs.available<1%",
             ])
             .env("BOSUN_LOG", "warn")
             .stdout(Stdio::piped())

@@ -388,6 +388,9 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         "--kubelet-port".into(),
         "0".into(),
         "--disable-image-pull".into(),
+        // A nearly full disk must not taint the node and keep the pods off it.
+        "--eviction-hard".into(),
+        "memory.available<1Mi,nodefs.available<1%".into(),
     ];
     if String::from_utf8_lossy(&help.stdout).contains("--disable-network") {
         flags.push("--disable-network".into());
