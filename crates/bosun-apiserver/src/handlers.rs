@@ -465,7 +465,24 @@ fn respond_object(
 }
 
 fn partial_metadata(obj: &Value) -> Value {
-    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
+    partial_object(obj.get("metadata").cloned())
+}
+
+/// A PartialObjectMetadata holding `metadata`.
+fn partial_object(metadata: Option<Value>) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata.unwrap_or_else(|| json!({}))})
+}
+
+/// A Table row from its printed cells and conditions and the row's object, if any.
+fn row_value(printed: printers::PrintedRow, object: Option<Value>) -> Value {
+    let mut row = json!({"cells": printed.cells});
+    if !printed.conditions.is_empty() {
+        row["conditions"] = Value::Array(printed.conditions);
+    }
+    if let Some(o) = object {
+        row["object"] = o;
+    }
+    row
 }
 
 fn table_row(
@@ -477,16 +494,12 @@ fn table_row(
     let def = storage_def(rp.def);
     let printed = printers::row_for(&def.api_version(), def.kind, storage, Utc::now())
         .map_err(|e| StatusError::internal(e.to_string()))?;
-    let mut row = json!({"cells": printed.cells});
-    if !printed.conditions.is_empty() {
-        row["conditions"] = Value::Array(printed.conditions);
-    }
-    match q.get("includeObject") {
-        Some("None") => {}
-        Some("Object") => row["object"] = served.clone(),
-        _ => row["object"] = partial_metadata(served),
-    }
-    Ok(row)
+    let object = match q.get("includeObject") {
+        Some("None") => None,
+        Some("Object") => Some(served.clone()),
+        _ => Some(partial_metadata(served)),
+    };
+    Ok(row_value(printed, object))
 }
 
 /// [`table_row`] for an object at the storage version, decoded from its cached bytes (no
@@ -495,21 +508,18 @@ fn table_row_from_bytes(rp: &ResourcePath, q: &Query, bytes: &[u8]) -> Result<Va
     let def = storage_def(rp.def);
     let printed = printers::row_for_json(&def.api_version(), def.kind, bytes, Utc::now())
         .map_err(|e| StatusError::internal(e.to_string()))?;
-    let mut row = json!({"cells": printed.cells});
-    if !printed.conditions.is_empty() {
-        row["conditions"] = Value::Array(printed.conditions);
-    }
-    if q.get("includeObject") != Some("None") {
+    let object = if q.get("includeObject") == Some("None") {
+        None
+    } else {
         #[derive(serde::Deserialize)]
         struct MetaOnly {
             metadata: Option<Value>,
         }
         let m: MetaOnly = serde_json::from_slice(bytes)
             .map_err(|e| StatusError::internal(format!("decoding a cached object: {e}")))?;
-        row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": m.metadata.unwrap_or_else(|| json!({}))});
-    }
-    Ok(row)
+        Some(partial_object(m.metadata))
+    };
+    Ok(row_value(printed, object))
 }
 
 fn table(
