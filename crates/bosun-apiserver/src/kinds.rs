@@ -81,6 +81,22 @@ fn decode_typed<K: serde::de::DeserializeOwned>(obj: Value) -> Result<(K, Vec<St
     Ok((typed, unknown))
 }
 
+/// The JSON pointer of a selectable field: its own path, except where upstream's field
+/// name is not where the value lives.
+fn field_pointer(name: &str) -> String {
+    match name {
+        // `status.podIP` is the first of `status.podIPs` (pod's `PodToSelectableFields`).
+        "status.podIP" => "/status/podIPs/0/ip".to_string(),
+        // Job's `status.successful` is `status.succeeded`.
+        "status.successful" => "/status/succeeded".to_string(),
+        // Event's `source` is its component.
+        "source" => "/source/component".to_string(),
+        // PersistentVolume(Claim)'s `name`.
+        "name" => "/metadata/name".to_string(),
+        _ => format!("/{}", name.replace('.', "/")),
+    }
+}
+
 fn encode<K: serde::Serialize>(k: &K) -> Result<Value, String> {
     serde_json::to_value(k).map_err(|e| e.to_string())
 }
@@ -187,14 +203,22 @@ impl<K: Strategy + Default> KindOps for Typed<K> {
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
-        if K::default().selectable_fields().is_empty() {
-            // Most kinds have none: no typed decode for them.
-            return Vec::new();
-        }
-        match K::deserialize(obj) {
-            Ok(k) => k.selectable_fields(),
-            Err(_) => Vec::new(),
-        }
+        // Read straight from the JSON: every write of a pod (create, status update) needs
+        // these, and a typed decode of the whole object for a few strings cost more than
+        // the rest of the cache's work. The empty object's fields give the defaults.
+        K::default()
+            .selectable_fields()
+            .into_iter()
+            .map(|(name, default)| {
+                let v = match obj.pointer(&field_pointer(name)) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Bool(b)) => b.to_string(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => default,
+                };
+                (name, v)
+            })
+            .collect()
     }
 
     fn field_names(&self) -> Vec<&'static str> {
@@ -374,6 +398,66 @@ mod tests {
             ]
         );
         assert!(d.value.pointer("/metadata/bogus").is_none());
+    }
+
+    /// The JSON reading of selectable fields gives what the typed objects say, for every
+    /// kind that has them, set and unset.
+    #[test]
+    fn selectable_fields_from_json_match_the_types() {
+        fn check<K: Strategy + Default + serde::de::DeserializeOwned>(group: &str, v: Value) {
+            let kind = v["kind"].as_str().unwrap_or_default().to_string();
+            let ops = ops_for(group, &kind).expect("ops");
+            let typed: K = serde_json::from_value(v.clone()).expect("typed");
+            assert_eq!(ops.selectable_fields(&v), typed.selectable_fields(), "{v}");
+        }
+        use api::{apps, batch, core::v1 as core};
+        check::<core::Pod>("", json!({"kind": "Pod", "metadata": {"name": "a"}}));
+        check::<core::Pod>(
+            "",
+            json!({"kind": "Pod", "metadata": {"name": "a"},
+                "spec": {"nodeName": "n1", "restartPolicy": "Never", "schedulerName": "s",
+                    "serviceAccountName": "sa", "hostNetwork": true, "containers": []},
+                "status": {"phase": "Running", "podIP": "10.0.0.1",
+                    "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}],
+                    "nominatedNodeName": "n2"}}),
+        );
+        check::<core::Node>("", json!({"kind": "Node", "spec": {"unschedulable": true}}));
+        check::<core::Node>("", json!({"kind": "Node"}));
+        check::<core::Namespace>(
+            "",
+            json!({"kind": "Namespace", "status": {"phase": "Terminating"}}),
+        );
+        check::<core::ReplicationController>(
+            "",
+            json!({"kind": "ReplicationController", "status": {"replicas": 3}}),
+        );
+        check::<apps::v1::ReplicaSet>(
+            "apps",
+            json!({"kind": "ReplicaSet", "status": {"replicas": 2}}),
+        );
+        check::<batch::v1::Job>("batch", json!({"kind": "Job", "status": {"succeeded": 4}}));
+        check::<batch::v1::Job>("batch", json!({"kind": "Job"}));
+        check::<core::Event>(
+            "",
+            json!({"kind": "Event", "metadata": {"name": "e"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "d", "uid": "u",
+                    "apiVersion": "v1", "resourceVersion": "7", "fieldPath": "spec"},
+                "reason": "Started", "reportingComponent": "kubelet",
+                "source": {"component": "kubelet"}, "type": "Normal"}),
+        );
+        check::<core::Service>(
+            "",
+            json!({"kind": "Service", "spec": {"clusterIP": "10.96.0.5", "type": "NodePort"}}),
+        );
+        check::<core::Secret>("", json!({"kind": "Secret", "type": "Opaque"}));
+        check::<core::PersistentVolume>(
+            "",
+            json!({"kind": "PersistentVolume", "metadata": {"name": "pv0003"}}),
+        );
+        check::<core::PersistentVolumeClaim>(
+            "",
+            json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "c"}}),
+        );
     }
 
     #[test]
