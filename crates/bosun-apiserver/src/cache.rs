@@ -434,6 +434,25 @@ impl ResourceCache {
         self.current_rv(&st)
     }
 
+    /// The revision a bookmark may carry for a watch that has delivered everything up to
+    /// `delivered`: the current revision when no event is waiting in the watch's receiver,
+    /// else `delivered`. A bookmark ahead of events the watch has not sent yet would make a
+    /// client that reconnects after it skip those events.
+    pub fn bookmark_rv(
+        &self,
+        rx: &broadcast::Receiver<Arc<CacheEvent>>,
+        delivered: Revision,
+    ) -> Revision {
+        // Under the read lock no event can be sent (sending takes the write lock), so an
+        // empty receiver means every event up to the current revision was received.
+        let st = self.state.read();
+        if rx.is_empty() {
+            self.current_rv(&st).max(delivered)
+        } else {
+            delivered
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.state.read().objects.len()
     }
@@ -863,5 +882,37 @@ mod tests {
         drop(cache.expect(p));
         assert!(cache.take_expected(key, &stored).is_none());
         assert!(cache.pending.lock().by_key.is_empty());
+    }
+
+    /// A bookmark never runs ahead of events a watch has received but not yet sent.
+    #[tokio::test]
+    async fn bookmarks_wait_for_queued_events() {
+        let store: Arc<dyn Store> =
+            Arc::new(bosun_store::sqlite::SqliteStore::open_in_memory().unwrap());
+        let cache = Cache::start(store.clone(), 100).await.unwrap();
+        let def = RESOURCES
+            .iter()
+            .find(|d| d.plural == "configmaps" && d.is_storage_version())
+            .unwrap();
+        let rc = cache.resource(def).unwrap().clone();
+        let (mut sub, _) = rc.subscribe(None, "/registry/configmaps/").unwrap();
+        let start = sub.after;
+        let kv = store
+            .create(
+                "/registry/configmaps/d/a",
+                Bytes::from_static(
+                    br#"{"kind":"ConfigMap","metadata":{"name":"a","namespace":"d"}}"#,
+                ),
+            )
+            .await
+            .unwrap();
+        cache
+            .wait_for(kv.mod_revision, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(rc.bookmark_rv(&sub.rx, start), start, "event still queued");
+        let ev = sub.rx.recv().await.unwrap();
+        assert_eq!(ev.rv, kv.mod_revision);
+        assert_eq!(rc.bookmark_rv(&sub.rx, ev.rv), kv.mod_revision);
     }
 }

@@ -853,7 +853,7 @@ async fn watch(
                         Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => break 'run,
                     },
                     _ = bookmark_tick.tick(), if bookmarks => {
-                        let rv = last_rv.max(rc.rv());
+                        let rv = rc.bookmark_rv(&rx_events, last_rv);
                         if tx.send(Ok(enc.bookmark(rv, false))).await.is_err() {
                             break 'run;
                         }
