@@ -583,6 +583,19 @@ pub static RESOURCES: &[ResourceDef] = &[
             &[]
         )
     },
+    // networking.k8s.io/v1
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        true,
+        ALL_VERBS,
+        &["netpol"],
+        NONE,
+        &[]
+    ),
     // scheduling.k8s.io/v1
     res!(
         "scheduling.k8s.io",

@@ -364,6 +364,11 @@ static KINDS: once_cell::sync::Lazy<Vec<Entry>> = once_cell::sync::Lazy::new(|| 
             Box::new(Typed::<api::discovery::v1::EndpointSlice>::new()),
         ),
         (
+            "networking.k8s.io",
+            "NetworkPolicy",
+            Box::new(Typed::<api::networking::v1::NetworkPolicy>::new()),
+        ),
+        (
             "scheduling.k8s.io",
             "PriorityClass",
             Box::new(Typed::<api::scheduling::v1::PriorityClass>::new()),

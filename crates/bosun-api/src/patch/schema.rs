@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as autoscaling_v1,
     autoscaling::v2 as autoscaling_v2, batch::v1 as batch, coordination::v1 as coordination,
-    core::v1 as core, discovery::v1 as discovery, events::v1 as events, policy::v1 as policy,
-    scheduling::v1 as scheduling,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    networking::v1 as networking, policy::v1 as policy, scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
@@ -103,6 +103,12 @@ static KINDS: &[(&str, &str, &str, Register)] = &[
         register::<discovery::EndpointSlice>,
     ),
     ("events.k8s.io", "v1", "Event", register::<events::Event>),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        register::<networking::NetworkPolicy>,
+    ),
     (
         "scheduling.k8s.io",
         "v1",

@@ -22,6 +22,7 @@ mod descriptions;
 mod events;
 mod format;
 mod misc;
+mod networking;
 mod pod;
 mod registry;
 

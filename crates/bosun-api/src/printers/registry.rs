@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1 as events_v1;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -113,6 +114,7 @@ fn lookup(api_version: &str, kind: &str) -> Option<Entry> {
         ("events.k8s.io/v1", "Event") => entry::<events_v1::Event>(),
         ("scheduling.k8s.io/v1", "PriorityClass") => entry::<PriorityClass>(),
         ("policy/v1", "PodDisruptionBudget") => entry::<PodDisruptionBudget>(),
+        ("networking.k8s.io/v1", "NetworkPolicy") => entry::<NetworkPolicy>(),
         _ => return None,
     })
 }
@@ -272,6 +274,7 @@ mod tests {
             ("coordination.k8s.io/v1", "Lease"),
             ("events.k8s.io/v1", "Event"),
             ("policy/v1", "PodDisruptionBudget"),
+            ("networking.k8s.io/v1", "NetworkPolicy"),
         ] {
             let obj = json!({"apiVersion": av, "kind": kind, "metadata": {}});
             let row = row_for(av, kind, &obj, now()).unwrap_or_else(|e| panic!("{av} {kind}: {e}"));

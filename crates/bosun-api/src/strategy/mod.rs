@@ -82,6 +82,7 @@ mod cluster;
 mod common;
 mod config;
 mod misc;
+mod networking;
 mod pod;
 mod qty;
 mod service;
