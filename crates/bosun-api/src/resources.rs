@@ -622,6 +622,19 @@ pub static RESOURCES: &[ResourceDef] = &[
         NONE,
         &[STATUS]
     ),
+    // storage.k8s.io/v1
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        false,
+        ALL_VERBS,
+        &["sc"],
+        NONE,
+        &[]
+    ),
     // extensions/v1beta1: the legacy versions the seed's manifests use, stored as apps/v1.
     // No short names here: `deploy` and `rs` resolve to apps/v1 without kubectl's
     // ambiguity warning.

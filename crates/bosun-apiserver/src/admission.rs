@@ -13,6 +13,10 @@
 //!   `status.used` is raised in the same compare-and-swap as the check, as upstream does,
 //!   so concurrent creates cannot overshoot; the quota controller recomputes it from the
 //!   objects themselves.
+//! - `DefaultStorageClass`: a PersistentVolumeClaim created without `storageClassName`
+//!   (absent, not `""`) and without the beta class annotation gets the default
+//!   StorageClass (annotated `storageclass.kubernetes.io/is-default-class: "true"`; the
+//!   newest when several are), before the quota check so class quotas see it.
 
 use std::collections::BTreeMap;
 
@@ -175,8 +179,75 @@ pub async fn admit_create(
             }
         }
     }
+    if def.group.is_empty() && def.plural == "persistentvolumeclaims" {
+        default_storage_class(reg, &mut obj);
+    }
     check_quotas(reg, rp, ns, name, &obj, dry_run).await?;
     Ok(obj)
+}
+
+/// The default StorageClass annotations (upstream `IsDefaultAnnotation`).
+const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
+
+/// Upstream's `GetDefaultClass`: of the classes annotated default, the newest (then the
+/// first by name).
+pub fn default_class_name(classes: &[Value]) -> Option<String> {
+    let mut defaults: Vec<(&str, &str)> = classes
+        .iter()
+        .filter(|c| {
+            DEFAULT_CLASS_ANNOTATIONS.iter().any(|a| {
+                c.pointer("/metadata/annotations")
+                    .and_then(|m| m.get(*a))
+                    .and_then(Value::as_str)
+                    == Some("true")
+            })
+        })
+        .filter_map(|c| {
+            let name = c.pointer("/metadata/name")?.as_str()?;
+            let created = c
+                .pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            Some((created, name))
+        })
+        .collect();
+    // RFC 3339 timestamps in UTC with whole seconds sort as text.
+    defaults.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
+    defaults.first().map(|(_, n)| n.to_string())
+}
+
+/// `DefaultStorageClass` admission on a claim (JSON).
+fn default_storage_class(reg: &Registry, claim: &mut Value) {
+    let has_class = claim
+        .pointer("/spec/storageClassName")
+        .is_some_and(|v| !v.is_null());
+    let has_beta = claim
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .is_some();
+    if has_class || has_beta {
+        return;
+    }
+    let Some(def) = resources::find("storage.k8s.io", "v1", "storageclasses") else {
+        return;
+    };
+    let Some(rc) = reg.cache.resource(def) else {
+        return;
+    };
+    let classes: Vec<Value> = rc
+        .snapshot(&cache::resource_prefix(def, None))
+        .objects
+        .iter()
+        .filter_map(|o| serde_json::from_slice(&o.bytes).ok())
+        .collect();
+    if let (Some(name), Some(spec)) = (
+        default_class_name(&classes),
+        claim.get_mut("spec").and_then(Value::as_object_mut),
+    ) {
+        spec.insert("storageClassName".into(), Value::String(name));
+    }
 }
 
 fn typed_list(
@@ -546,6 +617,32 @@ async fn charge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_class_is_the_newest_annotated_one() {
+        let sc = |name: &str, created: &str, default: Option<&str>| {
+            let mut v = json!({"metadata": {"name": name, "creationTimestamp": created}});
+            if let Some(d) = default {
+                v["metadata"]["annotations"] =
+                    json!({"storageclass.kubernetes.io/is-default-class": d});
+            }
+            v
+        };
+        assert_eq!(default_class_name(&[]), None);
+        let classes = vec![
+            sc("a", "2026-01-01T00:00:00Z", Some("true")),
+            sc("b", "2026-01-02T00:00:00Z", Some("false")),
+            sc("c", "2026-01-01T00:00:00Z", None),
+        ];
+        assert_eq!(default_class_name(&classes).as_deref(), Some("a"));
+        let mut more = classes.clone();
+        more.push(sc("d", "2026-01-03T00:00:00Z", Some("true")));
+        more.push(
+            json!({"metadata": {"name": "e", "creationTimestamp": "2026-01-03T00:00:00Z",
+            "annotations": {"storageclass.beta.kubernetes.io/is-default-class": "true"}}}),
+        );
+        assert_eq!(default_class_name(&more).as_deref(), Some("d"));
+    }
 
     #[test]
     fn tolerations_added_unless_present() {

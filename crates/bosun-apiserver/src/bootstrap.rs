@@ -1,7 +1,9 @@
 //! What exists from the first start: the namespaces `default`, `kube-system`,
 //! `kube-public` and `kube-node-lease`, the `kubernetes` Service at the first service IP
 //! with its Endpoints, the `kube-dns` Service at the tenth (10.96.0.10, kubeadm's choice,
-//! answered by every agent's in-process DNS server), and the system PriorityClasses.
+//! answered by every agent's in-process DNS server), the system PriorityClasses, and the
+//! default StorageClass `local-path` (provisioner `bosun.io/local-path`, served by every
+//! agent; WaitForFirstConsumer, reclaim Delete), as k3s ships its local-path provisioner.
 //! Creating each is idempotent.
 
 use std::net::IpAddr;
@@ -118,6 +120,26 @@ async fn ensure_kube_dns(reg: &Registry) -> Result<(), StatusError> {
     .await
 }
 
+/// The name and provisioner of the StorageClass every cluster starts with.
+pub const DEFAULT_STORAGE_CLASS: &str = "local-path";
+pub const LOCAL_PATH_PROVISIONER: &str = "bosun.io/local-path";
+
+async fn ensure_default_storage_class(reg: &Registry) -> Result<(), StatusError> {
+    ensure(
+        reg,
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        None,
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": DEFAULT_STORAGE_CLASS,
+                            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+               "provisioner": LOCAL_PATH_PROVISIONER, "reclaimPolicy": "Delete",
+               "volumeBindingMode": "WaitForFirstConsumer"}),
+    )
+    .await
+}
+
 async fn ensure_priority_classes(reg: &Registry) -> Result<(), StatusError> {
     for (name, value) in [
         ("system-node-critical", 2_000_001_000i64),
@@ -134,7 +156,7 @@ async fn ensure_priority_classes(reg: &Registry) -> Result<(), StatusError> {
         )
         .await?;
     }
-    Ok(())
+    ensure_default_storage_class(reg).await
 }
 
 /// The first IPv4 address of an interface that is up and not loopback.

@@ -378,6 +378,11 @@ static KINDS: once_cell::sync::Lazy<Vec<Entry>> = once_cell::sync::Lazy::new(|| 
             "PodDisruptionBudget",
             Box::new(Typed::<api::policy::v1::PodDisruptionBudget>::new()),
         ),
+        (
+            "storage.k8s.io",
+            "StorageClass",
+            Box::new(Typed::<api::storage::v1::StorageClass>::new()),
+        ),
     ]
 });
 

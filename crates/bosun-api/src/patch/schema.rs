@@ -123,6 +123,12 @@ static KINDS: &[(&str, &str, &str, Register)] = &[
     ),
     ("policy", "v1", "Eviction", register::<policy::Eviction>),
     (
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        register::<k8s_openapi::api::storage::v1::StorageClass>,
+    ),
+    (
         "authentication.k8s.io",
         "v1",
         "TokenRequest",

@@ -195,6 +195,8 @@ pub(crate) static LIST_TYPES: &[ListType] = &[
     ("io.k8s.api.core.v1.ServiceSpec", "loadBalancerSourceRanges", "atomic", &[]),
     ("io.k8s.api.core.v1.ServiceSpec", "ports", "map", &["port", "protocol"]),
     ("io.k8s.api.core.v1.ServiceStatus", "conditions", "map", &["type"]),
+    ("io.k8s.api.core.v1.TopologySelectorLabelRequirement", "values", "atomic", &[]),
+    ("io.k8s.api.core.v1.TopologySelectorTerm", "matchLabelExpressions", "atomic", &[]),
     ("io.k8s.api.core.v1.TopologySpreadConstraint", "matchLabelKeys", "atomic", &[]),
     ("io.k8s.api.discovery.v1.Endpoint", "addresses", "set", &[]),
     ("io.k8s.api.discovery.v1.EndpointHints", "forNodes", "atomic", &[]),
@@ -218,6 +220,9 @@ pub(crate) static LIST_TYPES: &[ListType] = &[
     ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "map", &["uid"]),
     ("io.k8s.apimachinery.pkg.apis.meta.v1.Status", "details", "atomic", &[]),
     ("io.k8s.apimachinery.pkg.apis.meta.v1.StatusDetails", "causes", "atomic", &[]),
+    // storage.k8s.io (kept apart from the sorted run above).
+    ("io.k8s.api.storage.v1.StorageClass", "allowedTopologies", "atomic", &[]),
+    ("io.k8s.api.storage.v1.StorageClass", "mountOptions", "atomic", &[]),
 ];
 
 /// `(definition, property, map type)`: the `+mapType` markers; an empty property marks the

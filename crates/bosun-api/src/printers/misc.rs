@@ -1,5 +1,6 @@
 //! Tables for the remaining groups: coordination.k8s.io Lease, discovery.k8s.io
-//! EndpointSlice, scheduling.k8s.io PriorityClass and policy PodDisruptionBudget.
+//! EndpointSlice, scheduling.k8s.io PriorityClass, policy PodDisruptionBudget and
+//! storage.k8s.io StorageClass.
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -7,6 +8,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 
@@ -227,6 +229,65 @@ impl Printer for PodDisruptionBudget {
     }
 }
 
+static STORAGE_CLASS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new(
+        "Provisioner",
+        "string",
+        "provisioner indicates the type of the provisioner.",
+    ),
+    Column::new(
+        "ReclaimPolicy",
+        "string",
+        "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete.",
+    ),
+    Column::new(
+        "VolumeBindingMode",
+        "string",
+        "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature.",
+    ),
+    Column::new(
+        "AllowVolumeExpansion",
+        "string",
+        "allowVolumeExpansion shows whether the storage class allow volume expand.",
+    ),
+    AGE,
+];
+
+/// The annotations that make a StorageClass the default (upstream `IsDefaultAnnotation`).
+pub(crate) fn is_default_class(meta: &ObjectMeta) -> bool {
+    let ann = meta.annotations.as_ref();
+    [
+        "storageclass.kubernetes.io/is-default-class",
+        "storageclass.beta.kubernetes.io/is-default-class",
+    ]
+    .iter()
+    .any(|k| ann.and_then(|a| a.get(*k)).map(String::as_str) == Some("true"))
+}
+
+/// Upstream's printStorageClass: ` (default)` after the default class's name; unset fields
+/// print their v1 defaults.
+impl Printer for StorageClass {
+    fn columns() -> &'static [Column] {
+        STORAGE_CLASS_COLUMNS
+    }
+
+    fn row(&self, now: DateTime<Utc>) -> Vec<Value> {
+        let mut n = self.metadata.name.clone().unwrap_or_default();
+        if is_default_class(&self.metadata) {
+            n.push_str(" (default)");
+        }
+        vec![
+            json!(n),
+            json!(self.provisioner),
+            json!(self.reclaim_policy.as_deref().unwrap_or("Delete")),
+            json!(self.volume_binding_mode.as_deref().unwrap_or("Immediate")),
+            json!(self.allow_volume_expansion.unwrap_or(false).to_string()),
+            age(&self.metadata, now),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +362,32 @@ mod tests {
             "ports": [{"name": "dns"}, {}]}),
         );
         assert_eq!(empty.row(now())[2..4], strs(&["dns,*", "<unset>"]));
+    }
+
+    #[test]
+    fn storage_classes() {
+        let sc: StorageClass = obj(json!({
+            "metadata": {"name": "local-path", "creationTimestamp": ago(Duration::minutes(5)),
+                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "bosun.io/local-path", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer"}));
+        assert_eq!(
+            sc.row(now()),
+            strs(&[
+                "local-path (default)",
+                "bosun.io/local-path",
+                "Delete",
+                "WaitForFirstConsumer",
+                "false",
+                "5m"
+            ])
+        );
+        let plain: StorageClass = obj(json!({"metadata": {"name": "fast"},
+            "provisioner": "x.io/y", "allowVolumeExpansion": true}));
+        assert_eq!(
+            plain.row(now())[..5],
+            strs(&["fast", "x.io/y", "Delete", "Immediate", "true"])
+        );
     }
 
     #[test]

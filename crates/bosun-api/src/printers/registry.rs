@@ -19,6 +19,7 @@ use k8s_openapi::api::events::v1 as events_v1;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -94,6 +95,7 @@ fn lookup(api_version: &str, kind: &str) -> Option<Entry> {
         ("v1", "ServiceAccount") => entry::<ServiceAccount>(),
         ("v1", "PersistentVolume") => entry::<PersistentVolume>(),
         ("v1", "PersistentVolumeClaim") => entry::<PersistentVolumeClaim>(),
+        ("storage.k8s.io/v1", "StorageClass") => entry::<StorageClass>(),
         ("v1", "ResourceQuota") => entry::<ResourceQuota>(),
         ("v1", "LimitRange") => entry::<LimitRange>(),
         ("apps/v1", "Deployment") => entry::<Deployment>(),

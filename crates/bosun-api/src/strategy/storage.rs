@@ -1,12 +1,15 @@
 //! PersistentVolumes and PersistentVolumeClaims: upstream's defaults, `ValidatePersistentVolume*`
-//! and `ValidatePersistentVolumeClaim*`, and the strategies' status handling.
+//! and `ValidatePersistentVolumeClaim*`, and the strategies' status handling; storage.k8s.io
+//! StorageClasses (`SetDefaults_StorageClass`, `ValidateStorageClass[Update]`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimStatus, PersistentVolumeSpec, PersistentVolumeStatus,
+    TopologySelectorTerm,
 };
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
@@ -676,10 +679,230 @@ impl Strategy for PersistentVolume {
     }
 }
 
+// ------------------------------------------------------------------------ StorageClass
+
+/// Upstream's `maxProvisionerParameterLen` and `maxProvisionerParameterSize`.
+const MAX_PROVISIONER_PARAMETERS: usize = 512;
+const MAX_PROVISIONER_PARAMETER_SIZE: usize = 256 * 1024;
+const RECLAIM_POLICIES: &[&str] = &["Delete", "Retain"];
+const BINDING_MODES: &[&str] = &["Immediate", "WaitForFirstConsumer"];
+
+/// Upstream's `validateAllowedTopologies` (`ValidateTopologySelectorTerm` per term).
+fn validate_allowed_topologies(terms: &[TopologySelectorTerm], path: &Path) -> FieldErrorList {
+    let mut errs = Vec::new();
+    let mut seen: Vec<BTreeMap<&str, Vec<&str>>> = Vec::new();
+    for (i, term) in terms.iter().enumerate() {
+        let tp = path.index(i);
+        let mut exprs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (j, req) in term.match_label_expressions.iter().flatten().enumerate() {
+            let rp = tp.child("matchLabelExpressions").index(j);
+            errs.extend(names::validate_label_name(&req.key, &rp.child("key")));
+            if req.values.is_empty() {
+                errs.push(FieldError::required(
+                    &rp.child("values"),
+                    "must specify as least one value",
+                ));
+            }
+            let mut values: Vec<&str> = Vec::new();
+            for (k, v) in req.values.iter().enumerate() {
+                if values.contains(&v.as_str()) {
+                    errs.push(FieldError::duplicate(
+                        &rp.child("values").index(k),
+                        v.as_str(),
+                    ));
+                }
+                values.push(v);
+            }
+            if exprs.contains_key(req.key.as_str()) {
+                errs.push(FieldError::duplicate(&rp.child("key"), req.key.as_str()));
+            }
+            values.sort_unstable();
+            exprs.insert(&req.key, values);
+        }
+        if seen.contains(&exprs) {
+            errs.push(FieldError::duplicate(
+                &tp.child("matchLabelExpressions"),
+                "",
+            ));
+        }
+        seen.push(exprs);
+    }
+    errs
+}
+
+impl Strategy for StorageClass {
+    /// `SetDefaults_StorageClass`.
+    fn set_defaults(&mut self) {
+        if self.reclaim_policy.is_none() {
+            self.reclaim_policy = Some("Delete".into());
+        }
+        if self.volume_binding_mode.is_none() {
+            self.volume_binding_mode = Some("Immediate".into());
+        }
+    }
+
+    /// `ValidateStorageClass`.
+    fn validate(&self) -> FieldErrorList {
+        let mut errs = names::validate_object_meta(
+            &self.metadata,
+            false,
+            names::name_is_dns_subdomain,
+            &p("metadata"),
+        );
+        let prov = p("provisioner");
+        if self.provisioner.is_empty() {
+            errs.push(FieldError::required(&prov, ""));
+        } else {
+            for m in names::is_qualified_name(&self.provisioner.to_lowercase()) {
+                errs.push(FieldError::invalid(&prov, self.provisioner.as_str(), m));
+            }
+        }
+        let params = self.parameters.clone().unwrap_or_default();
+        let pp = p("parameters");
+        if params.len() > MAX_PROVISIONER_PARAMETERS {
+            errs.push(FieldError::too_long(&pp, MAX_PROVISIONER_PARAMETERS));
+        } else {
+            let mut size = 0;
+            for (k, v) in &params {
+                if k.is_empty() {
+                    errs.push(FieldError::invalid(
+                        &pp,
+                        k.as_str(),
+                        "field can not be empty.",
+                    ));
+                }
+                size += k.len() + v.len();
+            }
+            if size > MAX_PROVISIONER_PARAMETER_SIZE {
+                errs.push(FieldError::too_long(&pp, MAX_PROVISIONER_PARAMETER_SIZE));
+            }
+        }
+        if let Some(rp) = self.reclaim_policy.as_deref().filter(|r| !r.is_empty()) {
+            if !RECLAIM_POLICIES.contains(&rp) {
+                errs.push(FieldError::not_supported(
+                    &p("reclaimPolicy"),
+                    rp,
+                    RECLAIM_POLICIES,
+                ));
+            }
+        }
+        match self.volume_binding_mode.as_deref() {
+            None => errs.push(FieldError::required(&p("volumeBindingMode"), "")),
+            Some(m) if !BINDING_MODES.contains(&m) => errs.push(FieldError::not_supported(
+                &p("volumeBindingMode"),
+                m,
+                BINDING_MODES,
+            )),
+            Some(_) => {}
+        }
+        errs.extend(validate_allowed_topologies(
+            self.allowed_topologies.as_deref().unwrap_or_default(),
+            &p("allowedTopologies"),
+        ));
+        errs
+    }
+
+    /// `ValidateStorageClassUpdate`.
+    fn validate_update(&self, old: &Self) -> FieldErrorList {
+        let mut errs =
+            names::validate_object_meta_transition(&self.metadata, &old.metadata, &p("metadata"));
+        if self.parameters.clone().unwrap_or_default() != old.parameters.clone().unwrap_or_default()
+        {
+            errs.push(FieldError::forbidden(
+                &p("parameters"),
+                "updates to parameters are forbidden.",
+            ));
+        }
+        if self.provisioner != old.provisioner {
+            errs.push(FieldError::forbidden(
+                &p("provisioner"),
+                "updates to provisioner are forbidden.",
+            ));
+        }
+        if self.reclaim_policy != old.reclaim_policy {
+            errs.push(FieldError::forbidden(
+                &p("reclaimPolicy"),
+                "updates to reclaimPolicy are forbidden.",
+            ));
+        }
+        errs.extend(immutable(
+            &self.volume_binding_mode,
+            &old.volume_binding_mode,
+            &p("volumeBindingMode"),
+        ));
+        errs
+    }
+
+    fn has_generation() -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn storage_class(v: serde_json::Value) -> StorageClass {
+        let mut sc: StorageClass = serde_json::from_value(v).unwrap_or_default();
+        sc.prepare_for_create();
+        sc.set_defaults();
+        sc
+    }
+
+    #[test]
+    fn storage_class_defaults_validates_and_keeps_its_fields() {
+        let sc = storage_class(json!({
+            "metadata": {"name": "fast"}, "provisioner": "bosun.io/local-path",
+            "parameters": {"a": "b"},
+        }));
+        assert_eq!(sc.reclaim_policy.as_deref(), Some("Delete"));
+        assert_eq!(sc.volume_binding_mode.as_deref(), Some("Immediate"));
+        assert!(sc.validate().is_empty(), "{:?}", messages(&sc.validate()));
+
+        let bad = storage_class(json!({
+            "metadata": {"name": "bad"}, "reclaimPolicy": "Recycle",
+            "volumeBindingMode": "Later",
+        }));
+        assert_eq!(
+            messages(&bad.validate()),
+            vec![
+                "provisioner: Required value",
+                "reclaimPolicy: Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\"",
+                "volumeBindingMode: Unsupported value: \"Later\": supported values: \"Immediate\", \"WaitForFirstConsumer\"",
+            ]
+        );
+        let bad =
+            storage_class(json!({"metadata": {"name": "bad"}, "provisioner": "not a name/x/y"}));
+        assert_eq!(bad.validate().len(), 1);
+        assert!(messages(&bad.validate())[0].starts_with("provisioner: Invalid value"));
+
+        let mut changed = storage_class(json!({
+            "metadata": {"name": "fast"}, "provisioner": "other.io/x",
+            "parameters": {"a": "c"}, "reclaimPolicy": "Retain",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        }));
+        assert_eq!(
+            messages(&changed.validate_update(&sc)),
+            vec![
+                "parameters: Forbidden: updates to parameters are forbidden.",
+                "provisioner: Forbidden: updates to provisioner are forbidden.",
+                "reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden.",
+                "volumeBindingMode: Invalid value: \"WaitForFirstConsumer\": field is immutable",
+            ]
+        );
+        // Labels, annotations and allowVolumeExpansion may change.
+        changed = sc.clone();
+        changed.allow_volume_expansion = Some(true);
+        changed.metadata.annotations = Some(
+            [(
+                "storageclass.kubernetes.io/is-default-class".to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+        assert!(changed.validate_update(&sc).is_empty());
+    }
 
     fn messages(errs: &FieldErrorList) -> Vec<String> {
         errs.iter().map(|e| e.to_string()).collect()
