@@ -21,14 +21,13 @@ use std::time::{Duration, Instant};
 
 use bosun_api::selector::LabelSelector;
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodSpec, PodTemplateSpec, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -38,8 +37,9 @@ use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
 use crate::informer::{key_of, Change, Informer, Informers};
+use crate::podcontrol::PodControl;
 use crate::queue::WorkQueue;
-use crate::replicaset::{add_owner_indexes, slow_start_batch, BY_CONTROLLER, ORPHANS};
+use crate::replicaset::{add_owner_indexes, BY_CONTROLLER, ORPHANS};
 use crate::util::{self, chrono_of, controller_ref, is_pod_available, is_pod_ready};
 use crate::{Error, Result};
 
@@ -761,6 +761,14 @@ impl DaemonSetController {
         result
     }
 
+    fn pod_control(&self) -> PodControl<'_> {
+        PodControl {
+            client: &self.client,
+            expectations: &self.expectations,
+            recorder: &self.recorder,
+        }
+    }
+
     async fn execute(
         &self,
         ds: &DaemonSet,
@@ -770,11 +778,9 @@ impl DaemonSetController {
         plan: Plan,
     ) -> Result<()> {
         let ns = ds.namespace().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let mut errs = Vec::new();
         let create: Vec<String> = plan.create_on.into_iter().take(BURST).collect();
         if !create.is_empty() {
-            self.expectations.expect_creations(key, create.len());
             let mut labels: BTreeMap<String, String> = BTreeMap::new();
             labels.insert(CONTROLLER_REVISION_HASH.into(), hash.to_string());
             if let Some(g) = ds.metadata.generation {
@@ -797,76 +803,13 @@ impl DaemonSetController {
                     p
                 })
                 .collect();
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let (created, err) = slow_start_batch(pods.len(), 1, || {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let pod = pods.get(i).cloned().unwrap_or_default();
-                let api = api.clone();
-                let ns = ns.clone();
-                async move {
-                    match api.create(&PostParams::default(), &pod).await {
-                        Ok(p) => Ok(Some(p)),
-                        Err(e) => {
-                            let e = Error::api("create", format!("pod in {ns}"), e);
-                            if e.is_namespace_terminating() {
-                                Ok(None)
-                            } else {
-                                Err(e)
-                            }
-                        }
-                    }
-                }
-            })
-            .await;
-            for p in created.iter().flatten() {
-                self.recorder.record(
-                    ds,
-                    "Normal",
-                    "SuccessfulCreate",
-                    format!("Created pod: {}", p.name_any()),
-                );
-            }
-            let made = created.iter().filter(|p| p.is_some()).count();
-            for _ in made..create.len() {
-                self.expectations.creation_observed(key);
-            }
-            if let Some(e) = err {
-                self.recorder.record(
-                    ds,
-                    "Warning",
-                    "FailedCreate",
-                    format!("Error creating: {e}"),
-                );
-                errs.push(e);
-            }
+            let (_, err) = self.pod_control().create(ds, key, &ns, pods).await;
+            errs.extend(err);
         }
         if !plan.delete.is_empty() {
             let delete: Vec<String> = plan.delete.into_iter().take(BURST).collect();
-            self.expectations
-                .expect_deletions(key, delete.iter().map(|n| format!("{ns}/{n}")));
-            let results = join_all(delete.iter().map(|name| {
-                let api = api.clone();
-                async move { (api.delete(name, &DeleteParams::default()).await, name) }
-            }))
-            .await;
-            for (r, name) in results {
-                match r {
-                    Ok(_) => self.recorder.record(
-                        ds,
-                        "Normal",
-                        "SuccessfulDelete",
-                        format!("Deleted pod: {name}"),
-                    ),
-                    Err(e) => {
-                        self.expectations
-                            .deletion_observed(key, &format!("{ns}/{name}"));
-                        let e = Error::api("delete", format!("pod {ns}/{name}"), e);
-                        if !e.is_not_found() {
-                            errs.push(e);
-                        }
-                    }
-                }
-            }
+            let (_, failed) = self.pod_control().delete(ds, key, &ns, &delete).await;
+            errs.extend(failed);
         }
         Error::aggregate(errs)
     }

@@ -20,10 +20,9 @@ use std::time::Duration;
 
 use bosun_api::selector::LabelSelector;
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 
@@ -31,10 +30,9 @@ use crate::claim::Claim;
 use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::informer::{key_of, Change, Informer, Informers};
+use crate::podcontrol::PodControl;
 use crate::queue::WorkQueue;
-use crate::replicaset::{
-    add_owner_indexes, pods_to_delete, slow_start_batch, BY_CONTROLLER, ORPHANS,
-};
+use crate::replicaset::{add_owner_indexes, pods_to_delete, BY_CONTROLLER, ORPHANS};
 use crate::util::{self, chrono_of, controller_ref, is_pod_ready, pod_phase, time_of};
 use crate::{Error, Result};
 
@@ -704,6 +702,14 @@ impl JobController {
         pod
     }
 
+    fn pod_control(&self) -> PodControl<'_> {
+        PodControl {
+            client: &self.client,
+            expectations: &self.expectations,
+            recorder: &self.recorder,
+        }
+    }
+
     async fn create_pods(
         &self,
         job: &Job,
@@ -712,99 +718,17 @@ impl JobController {
         indexes: Vec<Option<i32>>,
     ) -> (usize, Option<Error>) {
         let ns = job.namespace().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let n = indexes.len();
-        self.expectations.expect_creations(key, n);
         let pods: Vec<Pod> = indexes
             .into_iter()
             .map(|i| self.pod_for(job, s, i))
             .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let (created, err) = slow_start_batch(n, 1, || {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let pod = pods.get(i).cloned().unwrap_or_default();
-            let api = api.clone();
-            let ns = ns.clone();
-            async move {
-                match api.create(&PostParams::default(), &pod).await {
-                    Ok(p) => Ok(Some(p)),
-                    Err(e) => {
-                        let e = Error::api("create", format!("pod in {ns}"), e);
-                        if e.is_namespace_terminating() {
-                            Ok(None)
-                        } else {
-                            Err(e)
-                        }
-                    }
-                }
-            }
-        })
-        .await;
-        for p in created.iter().flatten() {
-            self.recorder.record(
-                job,
-                "Normal",
-                "SuccessfulCreate",
-                format!("Created pod: {}", p.name_any()),
-            );
-        }
-        let made = created.iter().filter(|p| p.is_some()).count();
-        for _ in made..n {
-            self.expectations.creation_observed(key);
-        }
-        if let Some(e) = &err {
-            self.recorder.record(
-                job,
-                "Warning",
-                "FailedCreate",
-                format!("Error creating: {e}"),
-            );
-        }
-        (made, err)
+        self.pod_control().create(job, key, &ns, pods).await
     }
 
     async fn delete_pods(&self, job: &Job, key: &str, pods: &[Arc<Pod>]) -> (usize, Option<Error>) {
-        if pods.is_empty() {
-            return (0, None);
-        }
         let ns = job.namespace().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        self.expectations
-            .expect_deletions(key, pods.iter().map(|p| key_of(p.as_ref())));
-        let results = join_all(pods.iter().map(|p| {
-            let api = api.clone();
-            let name = p.name_any();
-            async move {
-                let r = api.delete(&name, &DeleteParams::default()).await;
-                (name, r)
-            }
-        }))
-        .await;
-        let mut deleted = 0;
-        let mut errs = Vec::new();
-        for (name, r) in results {
-            match r {
-                Ok(_) => {
-                    deleted += 1;
-                    self.recorder.record(
-                        job,
-                        "Normal",
-                        "SuccessfulDelete",
-                        format!("Deleted pod: {name}"),
-                    );
-                }
-                Err(e) => {
-                    self.expectations
-                        .deletion_observed(key, &format!("{ns}/{name}"));
-                    let e = Error::api("delete", format!("pod {ns}/{name}"), e);
-                    if e.is_not_found() {
-                        deleted += 1;
-                    } else {
-                        errs.push(e);
-                    }
-                }
-            }
-        }
+        let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+        let (deleted, errs) = self.pod_control().delete(job, key, &ns, &names).await;
         (deleted, Error::aggregate(errs).err())
     }
 

@@ -70,6 +70,7 @@ pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
+pub(crate) mod podcontrol;
 pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;

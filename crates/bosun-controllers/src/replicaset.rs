@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use bosun_api::selector::{LabelSelector, SelectorError};
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,6 +26,7 @@ use crate::claim::Claim;
 use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::informer::{key_of, split_key, Change, Informer, Informers};
+use crate::podcontrol::PodControl;
 use crate::queue::WorkQueue;
 use crate::util::{self, controller_ref, group_of, is_pod_active, is_pod_available, is_pod_ready};
 use crate::{Error, Result};
@@ -329,10 +329,17 @@ impl<R: ReplicaOwner> ReplicaController<R> {
         manage
     }
 
+    fn pod_control(&self) -> PodControl<'_> {
+        PodControl {
+            client: &self.client,
+            expectations: &self.expectations,
+            recorder: &self.recorder,
+        }
+    }
+
     async fn manage_replicas(&self, owner: &R, key: &str, pods: &[Arc<Pod>]) -> Result<()> {
         let want = owner.replicas().max(0) as usize;
         let (ns, _) = split_key(key);
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         if pods.len() < want {
             let diff = (want - pods.len()).min(self.burst);
             let Some(template) = owner.template() else {
@@ -341,97 +348,24 @@ impl<R: ReplicaOwner> ReplicaController<R> {
                     message: "spec.template is required".into(),
                 });
             };
-            // Expect every creation before the first is sent: the informer may see a pod
-            // before its create call returns.
-            self.expectations.expect_creations(key, diff);
             let pod = util::pod_from_template(
                 template,
                 ns,
                 &util::pods_prefix(&owner.name_any()),
                 Some(util::new_controller_ref(owner)),
             );
-            let (created, err) = slow_start_batch(diff, 1, || {
-                let api = api.clone();
-                let pod = pod.clone();
-                async move {
-                    match api.create(&PostParams::default(), &pod).await {
-                        Ok(p) => Ok(Some(p)),
-                        Err(e) => {
-                            let e = Error::api("create", format!("pod in {}", ns), e);
-                            // Creating in a namespace being deleted fails until it is gone.
-                            if e.is_namespace_terminating() {
-                                Ok(None)
-                            } else {
-                                Err(e)
-                            }
-                        }
-                    }
-                }
-            })
-            .await;
-            for p in created.iter().flatten() {
-                self.recorder.record(
-                    owner,
-                    "Normal",
-                    "SuccessfulCreate",
-                    format!("Created pod: {}", p.name_any()),
-                );
-            }
-            let made = created.iter().filter(|p| p.is_some()).count();
-            for _ in made..diff {
-                self.expectations.creation_observed(key);
-            }
-            if let Some(e) = &err {
-                self.recorder.record(
-                    owner,
-                    "Warning",
-                    "FailedCreate",
-                    format!("Error creating: {e}"),
-                );
-            }
+            let (_, err) = self
+                .pod_control()
+                .create(owner, key, ns, vec![pod; diff])
+                .await;
             return err.map_or(Ok(()), Err);
         }
         if pods.len() > want {
             let diff = (pods.len() - want).min(self.burst);
             let related = self.indirectly_related_pods(owner);
             let victims = pods_to_delete(pods, &related, diff, Utc::now());
-            let keys: Vec<String> = victims.iter().map(|p| key_of(p.as_ref())).collect();
-            self.expectations.expect_deletions(key, keys);
-            let results = join_all(victims.iter().map(|p| {
-                let api = api.clone();
-                let name = p.name_any();
-                async move {
-                    let r = api.delete(&name, &DeleteParams::default()).await;
-                    (name, r)
-                }
-            }))
-            .await;
-            let mut errs = Vec::new();
-            for (name, r) in results {
-                match r {
-                    Ok(_) => self.recorder.record(
-                        owner,
-                        "Normal",
-                        "SuccessfulDelete",
-                        format!("Deleted pod: {name}"),
-                    ),
-                    Err(e) => {
-                        // The informer will not see a deletion that did not happen.
-                        self.expectations
-                            .deletion_observed(key, &format!("{ns}/{name}"));
-                        let e = Error::api("delete", format!("pod {ns}/{name}"), e);
-                        if !e.is_not_found() {
-                            self.recorder.record(
-                                owner,
-                                "Warning",
-                                "FailedDelete",
-                                format!("Error deleting: {e}"),
-                            );
-                            errs.push(e);
-                        }
-                    }
-                }
-            }
+            let names: Vec<String> = victims.iter().map(|p| p.name_any()).collect();
+            let (_, errs) = self.pod_control().delete(owner, key, ns, &names).await;
             return Error::aggregate(errs);
         }
         Ok(())
@@ -498,44 +432,6 @@ impl<R: ReplicaOwner> ReplicaController<R> {
             }
         }
     }
-}
-
-/// Runs `count` calls of `f` in batches of 1, 2, 4, … (from `initial`), all of a batch
-/// at once, stopping after the first batch with a failure: a request that fails for all
-/// (quota, admission) fails once instead of `count` times. Returns the successes' values
-/// and the first error.
-pub(crate) async fn slow_start_batch<T, F, Fut>(
-    count: usize,
-    initial: usize,
-    f: F,
-) -> (Vec<T>, Option<Error>)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut remaining = count;
-    let mut batch = remaining.min(initial.max(1));
-    let mut done = Vec::with_capacity(count);
-    while batch > 0 {
-        let results = join_all((0..batch).map(|_| f())).await;
-        let mut first_err = None;
-        for r in results {
-            match r {
-                Ok(v) => done.push(v),
-                Err(e) => {
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
-                }
-            }
-        }
-        if first_err.is_some() {
-            return (done, first_err);
-        }
-        remaining -= batch;
-        batch = remaining.min(2 * batch);
-    }
-    (done, None)
 }
 
 /// The counts a status reports.
@@ -905,33 +801,6 @@ mod tests {
         let dear = pod("dear", "n1", "Running", Some(100), now);
         let order = pods_to_delete(&[dear, Arc::new(cheap)], &[], 1, now);
         assert_eq!(names(&order), ["cheap"]);
-    }
-
-    #[tokio::test]
-    async fn slow_start_stops_at_first_failing_batch() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let calls = AtomicUsize::new(0);
-        let (ok, err) = slow_start_batch(100, 1, || {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n >= 5 {
-                    Err(Error::Invalid {
-                        what: "x".into(),
-                        message: "quota".into(),
-                    })
-                } else {
-                    Ok(n)
-                }
-            }
-        })
-        .await;
-        // Batches 1, 2, 4: the third batch fails after 2 of its calls succeed.
-        assert_eq!(calls.load(Ordering::SeqCst), 7);
-        assert_eq!(ok.len(), 5);
-        assert!(err.is_some());
-        let (ok, err) = slow_start_batch(10, 1, || async { Ok(()) }).await;
-        assert_eq!(ok.len(), 10);
-        assert!(err.is_none());
     }
 
     #[test]
