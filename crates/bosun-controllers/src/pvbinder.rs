@@ -1,5 +1,6 @@
 //! PersistentVolume binding, as upstream's `pkg/controller/volume/persistentvolume`
-//! (`pv_controller.go`), without provisioning, attaching or recycling plugins:
+//! (`pv_controller.go`), with dynamic provisioning through external provisioners and
+//! without attaching or recycling plugins:
 //!
 //! - A Pending claim binds to the smallest Available volume that fits: same storage class,
 //!   same volumeMode, every requested access mode, at least the requested storage, labels
@@ -9,18 +10,38 @@
 //!   its phase Bound, the claim's `volumeName` with `pv.kubernetes.io/bind-completed`
 //!   (and `bound-by-controller` when the controller chose the volume), and the claim's
 //!   status (phase Bound, access modes and capacity of the volume).
-//! - A volume whose claim is gone is Released; with reclaimPolicy Delete it is deleted.
+//! - StorageClasses (storage.k8s.io/v1): a claim of a class with `volumeBindingMode:
+//!   WaitForFirstConsumer` waits (event `WaitForFirstConsumer`) until the scheduler has
+//!   written `volume.kubernetes.io/selected-node` on it, then binds only to volumes whose
+//!   node affinity admits that node. A claim that no volume fits is provisioned: it gets
+//!   `volume.kubernetes.io/storage-provisioner` (and the beta annotation) naming the class's
+//!   provisioner and the event `ExternalProvisioning`, upstream's hand-off to an external
+//!   provisioner, which creates a volume pre-bound to the claim that this controller then
+//!   binds. bosun's own provisioner, `bosun.io/local-path`, runs in every agent
+//!   (`bosun-kubelet/src/provisioner.rs`) and provisions on the claim's selected node; for
+//!   an Immediate class this controller selects that node itself (a Ready, schedulable one,
+//!   spread by the claim's uid), since a node-local volume needs one.
+//! - A volume whose claim is gone is Released; with reclaimPolicy Delete it is deleted,
+//!   unless an external provisioner made it (`pv.kubernetes.io/provisioned-by`): then that
+//!   provisioner deletes the storage and the volume (event `ExternalDeleting`).
 //!   A bound claim whose volume is gone or bound elsewhere is Lost.
+//! - A claim of a class that does not exist binds to volumes of that class name only, and
+//!   says `storageclass.storage.k8s.io "<class>" not found` while none fits.
 //!
-//! StorageClasses (storage.k8s.io) are not served yet, so there is neither dynamic
-//! provisioning nor WaitForFirstConsumer: a claim of a class binds to volumes of that class
-//! name only, and says `storageclass.storage.k8s.io "<class>" not found` while none fits.
+//! Not done: the scheduler does not take statically provisioned local volumes into account
+//! when it picks a node for a WaitForFirstConsumer claim (upstream's VolumeBinding plugin
+//! does); `allowedTopologies` is not honoured; no expansion.
 
 use std::sync::Arc;
 
 use bosun_api::quantity::Quantity;
 use bosun_api::selector::LabelSelector;
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -37,6 +58,17 @@ pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 pub const ANN_BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
 /// The beta annotation that predates `storageClassName`.
 const ANN_BETA_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
+/// The node the scheduler chose for a WaitForFirstConsumer claim (`AnnSelectedNode`).
+pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+/// The provisioner a claim waits for (`AnnStorageProvisioner`, and its beta form).
+pub const ANN_STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
+const ANN_BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
+/// Set by a provisioner on the volumes it made (`AnnDynamicallyProvisioned`).
+pub const ANN_PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// bosun's node-local provisioner, run by every agent.
+pub const LOCAL_PATH_PROVISIONER: &str = "bosun.io/local-path";
+/// The label every node carries with its name, used in local volumes' node affinity.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 const COMPONENT: &str = "persistentvolume-binder-controller";
 
@@ -52,6 +84,8 @@ pub(crate) struct PvBinder {
     client: Client,
     volumes: Informer<PersistentVolume>,
     claims: Informer<PersistentVolumeClaim>,
+    classes: Informer<StorageClass>,
+    nodes: Informer<Node>,
     queue: WorkQueue<String>,
     recorder: Recorder,
 }
@@ -62,8 +96,24 @@ impl PvBinder {
             client: informers.client().clone(),
             volumes: informers.get::<PersistentVolume>(),
             claims: informers.get::<PersistentVolumeClaim>(),
+            classes: informers.get::<StorageClass>(),
+            nodes: informers.get::<Node>(),
             queue: WorkQueue::new(),
             recorder,
+        });
+        // A class that appears or changes may let its waiting claims go on.
+        let me = Arc::downgrade(&c);
+        c.classes.add_handler(move |ch| {
+            let Some(c) = me.upgrade() else { return };
+            let name = match ch {
+                Change::Added(sc) | Change::Updated { new: sc, .. } => sc.name_any(),
+                Change::Deleted(_) => return,
+            };
+            for claim in c.claims.list() {
+                if !bind_completed(&claim) && claim_class(&claim) == name {
+                    c.queue.add(claim_key(&key_of(claim.as_ref())));
+                }
+            }
         });
         let me = Arc::downgrade(&c);
         c.volumes.add_handler(move |ch| {
@@ -119,6 +169,8 @@ impl PvBinder {
     pub(crate) async fn run(self: Arc<Self>, workers: usize) {
         self.volumes.wait_synced().await;
         self.claims.wait_synced().await;
+        self.classes.wait_synced().await;
+        self.nodes.wait_synced().await;
         // Upstream resyncs every 15 s; a resync catches anything a lost event left behind.
         let me = self.clone();
         let resync = tokio::spawn(async move {
@@ -164,25 +216,7 @@ impl PvBinder {
             .unwrap_or_default();
         if !bind_completed(&claim) {
             if volume_name.is_empty() {
-                let class = claim_class(&claim);
-                let volumes = self.volumes.list();
-                match find_best_match(&claim, &volumes) {
-                    Some(pv) => return self.bind(&pv, &claim, true).await,
-                    None => {
-                        let msg = if class.is_empty() {
-                            "no persistent volumes available for this claim and no storage class is set".to_string()
-                        } else {
-                            format!("storageclass.storage.k8s.io \"{class}\" not found")
-                        };
-                        let reason = if class.is_empty() {
-                            "FailedBinding"
-                        } else {
-                            "ProvisioningFailed"
-                        };
-                        self.recorder.record(claim.as_ref(), "Warning", reason, msg);
-                        return self.claim_phase(&claim, "Pending").await;
-                    }
-                }
+                return self.sync_unbound_claim(&claim).await;
             }
             // Pre-bound by the user to one volume.
             let Some(pv) = self.volumes.get("", &volume_name) else {
@@ -239,6 +273,128 @@ impl PvBinder {
                 }
             }
         }
+    }
+
+    /// A claim bound to no volume yet: wait for its first consumer, bind to a fitting
+    /// volume, or hand it to its class's provisioner.
+    async fn sync_unbound_claim(&self, claim: &Arc<PersistentVolumeClaim>) -> Result<()> {
+        let class_name = claim_class(claim);
+        let class = if class_name.is_empty() {
+            None
+        } else {
+            self.classes.get("", &class_name)
+        };
+        let delayed = class.as_ref().is_some_and(|c| is_delayed(c));
+        let selected = claim
+            .annotations()
+            .get(ANN_SELECTED_NODE)
+            .filter(|n| !n.is_empty())
+            .cloned();
+        let volumes = self.volumes.list();
+        let found = match (&selected, delayed) {
+            (None, true) => {
+                self.recorder.record(
+                    claim.as_ref(),
+                    "Normal",
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding".into(),
+                );
+                return self.claim_phase(claim, "Pending").await;
+            }
+            (Some(node), true) => {
+                let labels = self
+                    .nodes
+                    .get("", node)
+                    .and_then(|n| n.metadata.labels.clone())
+                    .unwrap_or_default();
+                let on_node: Vec<Arc<PersistentVolume>> = volumes
+                    .into_iter()
+                    .filter(|pv| {
+                        claim_ref(pv).is_some_and(|r| ref_is_claim(r, claim))
+                            || volume_admits_node(pv, node, &labels)
+                    })
+                    .collect();
+                find_best_match(claim, &on_node)
+            }
+            (_, false) => find_best_match(claim, &volumes),
+        };
+        if let Some(pv) = found {
+            return self.bind(&pv, claim, true).await;
+        }
+        match class {
+            Some(class) => self.provision(claim, &class, selected).await,
+            None => {
+                let (reason, msg) = if class_name.is_empty() {
+                    (
+                        "FailedBinding",
+                        "no persistent volumes available for this claim and no storage class is set".to_string(),
+                    )
+                } else {
+                    (
+                        "ProvisioningFailed",
+                        format!("storageclass.storage.k8s.io \"{class_name}\" not found"),
+                    )
+                };
+                self.recorder.record(claim.as_ref(), "Warning", reason, msg);
+                self.claim_phase(claim, "Pending").await
+            }
+        }
+    }
+
+    /// Upstream's hand-off to an external provisioner (`provisionClaim` for a class whose
+    /// provisioner is not in-tree): name it on the claim and wait for its volume. For
+    /// bosun's node-local provisioner an Immediate claim also gets the node to provision on.
+    async fn provision(
+        &self,
+        claim: &Arc<PersistentVolumeClaim>,
+        class: &StorageClass,
+        selected: Option<String>,
+    ) -> Result<()> {
+        let provisioner = class.provisioner.as_str();
+        let mut ann = serde_json::Map::new();
+        if claim
+            .annotations()
+            .get(ANN_STORAGE_PROVISIONER)
+            .map(String::as_str)
+            != Some(provisioner)
+        {
+            ann.insert(ANN_STORAGE_PROVISIONER.into(), json!(provisioner));
+            ann.insert(ANN_BETA_STORAGE_PROVISIONER.into(), json!(provisioner));
+        }
+        if selected.is_none() && provisioner == LOCAL_PATH_PROVISIONER {
+            let nodes = self.nodes.list();
+            match pick_node(claim.metadata.uid.as_deref().unwrap_or(""), &nodes) {
+                Some(node) => {
+                    ann.insert(ANN_SELECTED_NODE.into(), json!(node));
+                }
+                None => {
+                    self.recorder.record(
+                        claim.as_ref(),
+                        "Warning",
+                        "ProvisioningFailed",
+                        "no Ready, schedulable node to provision a local volume on".into(),
+                    );
+                    return self.claim_phase(claim, "Pending").await;
+                }
+            }
+        }
+        if !ann.is_empty() {
+            let ns = claim.namespace().unwrap_or_default();
+            let name = claim.name_any();
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
+            let patch = json!({"metadata": {
+                "resourceVersion": claim.metadata.resource_version, "annotations": ann}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| Error::api("annotate", format!("claim {ns}/{name}"), e))?;
+        }
+        self.recorder.record(
+            claim.as_ref(),
+            "Normal",
+            "ExternalProvisioning",
+            external_provisioning_message(provisioner),
+        );
+        self.claim_phase(claim, "Pending").await
     }
 
     /// Binds `pv` and `claim` to each other; every step is skipped when already done,
@@ -426,6 +582,22 @@ impl PvBinder {
             .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
             .unwrap_or("Retain");
         match policy {
+            "Delete" if pv.annotations().contains_key(ANN_PROVISIONED_BY) => {
+                if phase != "Released" && phase != "Failed" {
+                    let by = pv
+                        .annotations()
+                        .get(ANN_PROVISIONED_BY)
+                        .cloned()
+                        .unwrap_or_default();
+                    self.recorder.record(
+                        pv,
+                        "Normal",
+                        "ExternalDeleting",
+                        format!("waiting for a volume to be deleted either by the external provisioner '{by}' or manually deleted by the system administrator. If volume deletion is delayed, please verify that the provisioner is running and correctly registered."),
+                    );
+                }
+                Ok(())
+            }
             "Delete" => {
                 let api: Api<PersistentVolume> = Api::all(self.client.clone());
                 match api.delete(&name, &DeleteParams::default()).await {
@@ -448,6 +620,101 @@ impl PvBinder {
             _ => Ok(()),
         }
     }
+}
+
+/// Upstream's `ExternalProvisioning` event message.
+pub fn external_provisioning_message(provisioner: &str) -> String {
+    format!("Waiting for a volume to be created either by the external provisioner '{provisioner}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.")
+}
+
+fn is_delayed(class: &StorageClass) -> bool {
+    class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer")
+}
+
+/// The node a node-local volume for an Immediate claim goes to: one of the Ready,
+/// schedulable nodes, picked by a hash of the claim's uid so claims spread over nodes and
+/// a retried sync picks the same one.
+pub(crate) fn pick_node(claim_uid: &str, nodes: &[Arc<Node>]) -> Option<String> {
+    let mut ready: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true))
+        .filter(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .map(|n| n.name_any())
+        .collect();
+    if ready.is_empty() {
+        return None;
+    }
+    ready.sort();
+    // FNV-1a: stable across processes, unlike std's RandomState.
+    let h = claim_uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let i = usize::try_from(h % ready.len() as u64).unwrap_or(0);
+    ready.get(i).cloned()
+}
+
+fn requirement_admits(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether a volume's required node affinity admits the node (upstream
+/// `CheckNodeAffinity`); a volume without one is reachable from every node. The node's
+/// labels may be unknown yet: then only its name (and the hostname label, which carries it)
+/// are checked.
+pub(crate) fn volume_admits_node(
+    pv: &PersistentVolume,
+    node: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let Some(required) = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref())
+    else {
+        return true;
+    };
+    let label = |k: &str| -> Option<&str> {
+        labels
+            .get(k)
+            .map(String::as_str)
+            .or_else(|| (k == HOSTNAME_LABEL).then_some(node))
+    };
+    required.node_selector_terms.iter().any(|t| {
+        let exprs = t.match_expressions.as_deref().unwrap_or_default();
+        let fields = t.match_fields.as_deref().unwrap_or_default();
+        (!exprs.is_empty() || !fields.is_empty())
+            && exprs.iter().all(|r| requirement_admits(r, label(&r.key)))
+            && fields
+                .iter()
+                .all(|r| r.key == "metadata.name" && requirement_admits(r, Some(node)))
+    })
 }
 
 fn not_found_ok(e: Error) -> Result<()> {
@@ -653,6 +920,56 @@ mod tests {
                      "storageClassName": class, "selector": selector},
         }))
         .unwrap_or_default()
+    }
+
+    fn node(name: &str, ready: bool, unschedulable: bool) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                "spec": {"unschedulable": unschedulable},
+                "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]},
+            }))
+            .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn immediate_local_claims_go_to_a_ready_schedulable_node() {
+        assert_eq!(pick_node("u", &[]), None);
+        let nodes = vec![
+            node("a", false, false),
+            node("b", true, true),
+            node("c", true, false),
+        ];
+        assert_eq!(pick_node("u1", &nodes).as_deref(), Some("c"));
+        let two = vec![node("x", true, false), node("y", true, false)];
+        let picks: std::collections::BTreeSet<String> = (0..32)
+            .filter_map(|i| pick_node(&format!("uid-{i}"), &two))
+            .collect();
+        assert_eq!(picks.len(), 2, "claims spread over both nodes");
+        assert_eq!(pick_node("same", &two), pick_node("same", &two));
+    }
+
+    #[test]
+    fn node_affinity_of_local_volumes() {
+        let mut v = (*pv("l", "1Gi", "local", &["ReadWriteOnce"], json!({}))).clone();
+        let labels = |n: &str| -> BTreeMap<String, String> {
+            [("kubernetes.io/hostname".to_string(), n.to_string())].into()
+        };
+        assert!(
+            volume_admits_node(&v, "n1", &labels("n1")),
+            "no affinity: any node"
+        );
+        v = serde_json::from_value(json!({
+            "metadata": {"name": "l"},
+            "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}]}}},
+        }))
+        .unwrap_or_default();
+        assert!(volume_admits_node(&v, "n1", &labels("n1")));
+        assert!(!volume_admits_node(&v, "n2", &labels("n2")));
+        // Labels not known yet: the node name stands in for its hostname label.
+        assert!(volume_admits_node(&v, "n1", &BTreeMap::new()));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod network;
 pub mod node;
 mod pods;
 mod probe;
+mod provisioner;
 mod server;
 pub mod static_pods;
 pub mod stats;
@@ -214,6 +215,7 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
     if let Some(net) = ctx.net.clone() {
         tasks.spawn(network::run(ctx.clone(), net));
     }
+    tasks.spawn(provisioner::run(ctx.clone()));
     let c = ctx.clone();
     tasks.spawn(async move {
         if let Err(e) = pods::run(c).await {

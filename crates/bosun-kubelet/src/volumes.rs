@@ -1,14 +1,17 @@
 //! Pod volumes under `DATA_DIR/pods/<uid>/volumes/<name>`: emptyDir (disk, or tmpfs for
 //! `medium: Memory`), hostPath (with its type checks), configMap and secret (secret on tmpfs;
-//! items, modes), downwardAPI and projected (configMap, secret, downwardAPI sources). Files
-//! are rewritten on every refresh so updates propagate. Containers get bind mounts.
+//! items, modes), downwardAPI and projected (configMap, secret, downwardAPI sources), and
+//! persistentVolumeClaim bound to a hostPath or local PersistentVolume (the claim's volume
+//! directory itself, bind-mounted). Files are rewritten on every refresh so updates
+//! propagate. Containers get bind mounts.
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use bosun_runtime::spec::Mount;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume,
+    PersistentVolumeClaim, Pod, Secret, Volume,
 };
 use kube::api::Api;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -158,6 +161,87 @@ fn downward_files(
     Ok(out)
 }
 
+/// A hostPath (pod volume or PersistentVolume) after upstream's type checks; the
+/// `...OrCreate` types create what is missing.
+fn host_path(path: &str, ty: &str) -> Result<PathBuf, VolumeError> {
+    let p = PathBuf::from(path);
+    let check = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(VolumeError(format!(
+                "hostPath type check failed: {path} is not a {what}"
+            )))
+        }
+    };
+    match ty {
+        "DirectoryOrCreate" if !p.is_dir() => {
+            std::fs::create_dir_all(&p).map_err(|e| err(format!("create {}: {e}", p.display())))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).ok();
+        }
+        "Directory" => check(p.is_dir(), "directory")?,
+        "FileOrCreate" if !p.exists() => {
+            std::fs::write(&p, b"").map_err(|e| err(format!("create {}: {e}", p.display())))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).ok();
+        }
+        "File" => check(p.is_file(), "file")?,
+        "Socket" | "CharDevice" | "BlockDevice" => check(p.exists(), ty)?,
+        _ => {}
+    }
+    Ok(p)
+}
+
+/// The host directory behind a persistentVolumeClaim volume: the claim must be bound, and
+/// its PersistentVolume a hostPath or local volume (what a single node can offer; bosun's
+/// local-path provisioner makes hostPath volumes).
+async fn claim_path(client: &kube::Client, ns: &str, claim: &str) -> Result<PathBuf, VolumeError> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let Some(pvc) = claims.get_opt(claim).await.map_err(err)? else {
+        return Err(VolumeError(format!(
+            "persistentvolumeclaim \"{claim}\" not found"
+        )));
+    };
+    let phase = pvc
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    let volume = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .unwrap_or_default();
+    if phase != "Bound" || volume.is_empty() {
+        // Upstream's volume manager message.
+        return Err(VolumeError(format!(
+            "PVC {ns}/{claim} has non-bound phase ({phase:?}) or empty pvc.Spec.VolumeName ({volume:?})"
+        )));
+    }
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let Some(pv) = pvs.get_opt(&volume).await.map_err(err)? else {
+        return Err(VolumeError(format!(
+            "persistentvolume \"{volume}\" not found"
+        )));
+    };
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(hp) = &spec.host_path {
+        return host_path(&hp.path, hp.type_.as_deref().unwrap_or(""));
+    }
+    if let Some(l) = &spec.local {
+        let p = PathBuf::from(&l.path);
+        if !p.is_dir() {
+            return Err(VolumeError(format!(
+                "local volume {volume}: path {:?} does not exist on this node",
+                l.path
+            )));
+        }
+        return Ok(p);
+    }
+    Err(VolumeError(format!(
+        "persistentvolume {volume:?}: only hostPath and local volumes are supported by bosun"
+    )))
+}
+
 /// Sets up (or refreshes) every volume of the pod.
 pub(crate) async fn prepare(
     client: &kube::Client,
@@ -178,34 +262,12 @@ pub(crate) async fn prepare(
     for v in volumes {
         let dir = pod_dir.join("volumes").join(&v.name);
         if let Some(hp) = &v.host_path {
-            let p = PathBuf::from(&hp.path);
-            let ty = hp.type_.as_deref().unwrap_or("");
-            let check = |ok: bool, what: &str| {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(VolumeError(format!(
-                        "hostPath type check failed: {} is not a {what}",
-                        hp.path
-                    )))
-                }
-            };
-            match ty {
-                "DirectoryOrCreate" => {
-                    std::fs::create_dir_all(&p)
-                        .map_err(|e| err(format!("create {}: {e}", p.display())))?;
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).ok();
-                }
-                "Directory" => check(p.is_dir(), "directory")?,
-                "FileOrCreate" if !p.exists() => {
-                    std::fs::write(&p, b"")
-                        .map_err(|e| err(format!("create {}: {e}", p.display())))?;
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).ok();
-                }
-                "File" => check(p.is_file(), "file")?,
-                "Socket" | "CharDevice" | "BlockDevice" => check(p.exists(), ty)?,
-                _ => {}
-            }
+            let p = host_path(&hp.path, hp.type_.as_deref().unwrap_or(""))?;
+            out.insert(v.name.clone(), p);
+            continue;
+        }
+        if let Some(pvc) = &v.persistent_volume_claim {
+            let p = claim_path(client, ns, &pvc.claim_name).await?;
             out.insert(v.name.clone(), p);
             continue;
         }
@@ -416,6 +478,28 @@ pub(crate) fn teardown(pod_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_path_types() {
+        let tmp = std::env::temp_dir().join(format!("bosun-hp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let d = tmp.join("made/here");
+        let ds = d.to_string_lossy().to_string();
+        assert!(host_path(&ds, "Directory").is_err());
+        assert_eq!(host_path(&ds, "DirectoryOrCreate"), Ok(d.clone()));
+        assert!(d.is_dir());
+        assert!(host_path(&ds, "Directory").is_ok());
+        assert!(host_path(&ds, "File").is_err());
+        let f = tmp.join("f");
+        assert!(host_path(&f.to_string_lossy(), "FileOrCreate").is_ok());
+        assert!(f.is_file());
+        assert!(host_path(&f.to_string_lossy(), "File").is_ok());
+        assert!(
+            host_path("/nonexistent/bosun-x", "").is_ok(),
+            "no type: no check"
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 
     #[test]
     fn sub_paths_must_stay_inside() {

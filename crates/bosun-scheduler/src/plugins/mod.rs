@@ -14,6 +14,7 @@ pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod queue_sort;
 pub mod taint_toleration;
+pub mod volume_binding;
 
 use std::sync::Arc;
 
@@ -23,6 +24,12 @@ use crate::framework::Framework;
 /// the DefaultBinder talking to `client`.
 pub fn default_framework(client: kube::Client, scheduler_name: &str) -> Framework {
     let mut fw = default_framework_without_binder(scheduler_name);
+    // VolumeBinding watches claims, so it needs the client: PreFilter, Filter after
+    // NodeResourcesFit (upstream's order), and its PreBind part as the first Bind plugin.
+    let volumes = Arc::new(volume_binding::VolumeBinding::start(client.clone()));
+    fw.pre_filter.push(volumes.clone());
+    fw.filter.insert(6, volumes.clone());
+    fw.bind.push(volumes);
     fw.bind
         .push(Arc::new(default_binder::DefaultBinder::new(client)));
     fw
