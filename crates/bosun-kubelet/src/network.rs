@@ -2,7 +2,7 @@
 //! `spec.podCIDR`, sets up the pod network (bridge, service routes, masquerading), connects
 //! each pod's sandbox and releases its address when the pod goes, keeps host-gw routes to
 //! every other node's pod CIDR from a Node watch, publishes `hostPort`s, and runs the service
-//! proxy and the cluster DNS server.
+//! proxy, NetworkPolicy enforcement and the cluster DNS server.
 //!
 //! Cluster DNS: the kube-dns ClusterIP (10.96.0.10) is a local address of every node (on
 //! `lo`), and the in-process DNS server listens there; the proxy leaves that address
@@ -53,6 +53,8 @@ pub struct NetworkConfig {
     pub proxy: bool,
     /// Run the cluster DNS server in this agent.
     pub dns: bool,
+    /// Enforce NetworkPolicies for this node's pods (nftables).
+    pub network_policy: bool,
 }
 
 impl Default for NetworkConfig {
@@ -67,6 +69,7 @@ impl Default for NetworkConfig {
             masquerade: true,
             proxy: true,
             dns: true,
+            network_policy: true,
         }
     }
 }
@@ -206,6 +209,21 @@ pub(crate) async fn run(ctx: Arc<Ctx>, net: Arc<Network>) {
             loop {
                 if let Err(e) = bosun_net::run_proxy(client.clone(), pc.clone()).await {
                     tracing::error!(error = %e, "service proxy stopped; restarting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    if net.cfg.network_policy {
+        let mut nc = bosun_net::NetpolConfig::new(ctx.cfg.node_name.clone());
+        if net.cfg.dns {
+            nc.dns_ips = vec![net.cfg.dns_ip];
+        }
+        let client = ctx.client.clone();
+        tasks.spawn(async move {
+            loop {
+                if let Err(e) = bosun_net::run_network_policy(client.clone(), nc.clone()).await {
+                    tracing::error!(error = %e, "network policy enforcement stopped; restarting");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
