@@ -14,13 +14,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use serde_json::{json, Value};
 
 const BUSYBOX: &str = "bosun.test/busybox:latest";
-/// The test LAN; .254 is the root namespace's end (the server), .1/.2 the nodes.
+/// The test LAN; .254 is the root namespace's end (the server), .1/.2 the nodes. Each test
+/// of this file has its own, so they can run at the same time.
 const LAN_PREFIX: &str = "192.168.250";
+/// The network policy test's LAN.
+const NETPOL_LAN_PREFIX: &str = "192.168.249";
 
 fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
@@ -144,6 +148,11 @@ fn tail(path: &Path) -> String {
 
 impl Cluster {
     async fn start(suffix: &str) -> Cluster {
+        Self::start_on(suffix, LAN_PREFIX).await
+    }
+
+    /// A cluster on the LAN `lan_prefix`.0/24.
+    async fn start_on(suffix: &str, lan_prefix: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         // The LAN: a bridge in a namespace of its own, the root namespace plugged into it.
         let lan = Netns::new("lan", suffix);
@@ -162,7 +171,7 @@ impl Cluster {
             &[
                 "addr",
                 "add",
-                &format!("{LAN_PREFIX}.254/24"),
+                &format!("{lan_prefix}.254/24"),
                 "dev",
                 &host_if,
             ],
@@ -178,11 +187,11 @@ impl Cluster {
                 .arg(&sdata)
                 .args([
                     "--bind-address",
-                    &format!("{LAN_PREFIX}.254"),
+                    &format!("{lan_prefix}.254"),
                     "--secure-port",
                     "0",
                     "--tls-san",
-                    &format!("{LAN_PREFIX}.254"),
+                    &format!("{lan_prefix}.254"),
                 ])
                 .env("BOSUN_LOG", "info")
                 .stdout(Stdio::from(std::fs::File::create(&slog).unwrap()))
@@ -221,7 +230,7 @@ impl Cluster {
         let archive = busybox_archive();
         let mut nodes = Vec::new();
         for (i, name) in ["node-a", "node-b"].iter().enumerate() {
-            let ip: Ipv4Addr = format!("{LAN_PREFIX}.{}", i + 1).parse().unwrap();
+            let ip: Ipv4Addr = format!("{lan_prefix}.{}", i + 1).parse().unwrap();
             let ns = Netns::new(name, suffix);
             ns.ip(&[
                 "link", "add", "eth0", "type", "veth", "peer", "name", "lanport", "netns",
@@ -368,13 +377,32 @@ impl Cluster {
                     .await
                     .expect("create service");
             }
+            "Namespace" => {
+                let n: Namespace = serde_json::from_value(obj.clone()).unwrap();
+                Api::<Namespace>::all(self.client.clone())
+                    .create(&PostParams::default(), &n)
+                    .await
+                    .expect("create namespace");
+            }
+            "NetworkPolicy" => {
+                let n: NetworkPolicy = serde_json::from_value(obj.clone()).unwrap();
+                Api::<NetworkPolicy>::namespaced(self.client.clone(), ns)
+                    .create(&PostParams::default(), &n)
+                    .await
+                    .expect("create network policy");
+            }
             k => panic!("create {k}"),
         }
     }
 
     /// Waits until the pod is Running and Ready and returns it.
     async fn ready_pod(&self, name: &str) -> Pod {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), "default");
+        self.ready_pod_in("default", name).await
+    }
+
+    /// [`Self::ready_pod`] in namespace `ns`.
+    async fn ready_pod_in(&self, ns: &str, name: &str) -> Pod {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let deadline = Instant::now() + Duration::from_secs(90);
         let mut last = None;
         while Instant::now() < deadline {
@@ -791,6 +819,262 @@ async fn two_nodes_pods_services_dns() {
     let refused = http_get(Some(&client_ns), vip_addr, "/");
     assert!(refused.is_err(), "{refused:?}");
 
+    drop(c);
+}
+
+/// A pod on `node` that only sleeps (a client), labelled `labels`, in `ns`.
+fn sleeper(ns: &str, name: &str, node: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "c", "image": BUSYBOX, "imagePullPolicy": "Never",
+            "command": ["sleep", "3600"]}]}
+    })
+}
+
+/// Runs `nc` to `addr` from a busybox pod on `node` labelled `labels` and returns whether
+/// the server answered (the pod prints `NC-OK` then).
+async fn nc_from_pod(c: &Cluster, name: &str, node: &str, labels: Value, addr: SocketAddr) -> bool {
+    let script = format!(
+        "if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} {} | grep -q db; then echo NC-OK; else echo NC-FAIL; fi",
+        addr.ip(),
+        addr.port()
+    );
+    c.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+        "spec": {"nodeName": node, "restartPolicy": "Never", "containers": [{
+            "name": "c", "image": BUSYBOX, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", script]}]}
+    }))
+    .await;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    c.eventually(&format!("{name} finished"), 90, || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get_opt(name).await.ok().flatten()?;
+            let ph = p.status?.phase?;
+            (ph == "Succeeded" || ph == "Failed").then_some(())
+        }
+    })
+    .await;
+    let log = pods
+        .logs(name, &LogParams::default())
+        .await
+        .unwrap_or_else(|e| format!("(no logs: {e})"));
+    assert!(
+        log.contains("NC-OK") || log.contains("NC-FAIL"),
+        "{name}: unexpected output {log:?}"
+    );
+    log.contains("NC-OK")
+}
+
+/// The network policy table of node `i`, for failure messages.
+fn netpol_table(c: &Cluster, i: usize) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &c.nodes[i].ns.name,
+            "nft",
+            "list",
+            "table",
+            "ip",
+            "bosun-netpol",
+        ])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("(nft: {e})"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_network_policy() {
+    require_root_and_tools();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let suffix = format!("{:04x}", rand_u16());
+    let c = Cluster::start_on(&suffix, NETPOL_LAN_PREFIX).await;
+
+    c.create(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "blue", "labels": {"team": "blue"}}}))
+        .await;
+    // db on node-a serves "db" on 8080 and 9090 and is Ready through an HTTP probe (the
+    // node reaching its pod, which policies never block).
+    let script = "mkdir -p /www && echo db > /www/index.html && httpd -p 9090 -h /www && exec httpd -f -p 8080 -h /www";
+    c.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db", "namespace": "default", "labels": {"app": "db"}},
+        "spec": {"nodeName": "node-a", "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "db", "image": BUSYBOX, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", script],
+            "ports": [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 9090}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                               "periodSeconds": 1, "failureThreshold": 1}}]}
+    }))
+    .await;
+    c.create(sleeper(
+        "default",
+        "client-a",
+        "node-a",
+        json!({"app": "client"}),
+    ))
+    .await;
+    c.create(sleeper(
+        "default",
+        "client-b",
+        "node-b",
+        json!({"app": "client"}),
+    ))
+    .await;
+    c.create(sleeper(
+        "default",
+        "stranger",
+        "node-b",
+        json!({"app": "stranger"}),
+    ))
+    .await;
+    c.create(sleeper("blue", "tool", "node-b", json!({"app": "tool"})))
+        .await;
+    let db = c.ready_pod("db").await;
+    let db_ip = pod_ip(&db);
+    let ns_of = |node: usize, p: &Pod| c.sandbox_netns(node, p);
+    let client_a = ns_of(0, &c.ready_pod("client-a").await);
+    let client_b = ns_of(1, &c.ready_pod("client-b").await);
+    let stranger = ns_of(1, &c.ready_pod("stranger").await);
+    let tool = ns_of(1, &c.ready_pod_in("blue", "tool").await);
+    let db_http: SocketAddr = (db_ip, 8080).into();
+    let db_admin: SocketAddr = (db_ip, 9090).into();
+    let ok = |ns: &Path, a: SocketAddr| http_get(Some(ns), a, "/").is_ok_and(|b| b == "db");
+
+    // No policy: everyone reaches both ports, on either node.
+    for (who, ns) in [
+        ("client-a", &client_a),
+        ("client-b", &client_b),
+        ("stranger", &stranger),
+        ("tool", &tool),
+    ] {
+        assert!(ok(ns, db_http), "{who} → db:8080 without policy");
+        assert!(ok(ns, db_admin), "{who} → db:9090 without policy");
+    }
+
+    // Default deny for db's ingress.
+    c.create(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "db-deny", "namespace": "default"},
+        "spec": {"podSelector": {"matchLabels": {"app": "db"}}}}),
+    )
+    .await;
+    c.eventually("deny-all shuts db off from both nodes", 20, || {
+        let (a, b) = (client_a.clone(), client_b.clone());
+        async move { (!ok(&a, db_http) && !ok(&b, db_http)).then_some(()) }
+    })
+    .await;
+    assert!(!ok(&tool, db_admin));
+    // The node itself still reaches the pod (kubelet probes): from node-a's namespace, and
+    // db stays Ready under its 1 s probe.
+    assert!(ok(&c.nodes[0].ns.path, db_http), "node-a → its own pod");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.ready_pod("db").await;
+
+    // Allow app=client, on the named port http only.
+    c.create(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "db-from-clients", "namespace": "default"},
+        "spec": {"podSelector": {"matchLabels": {"app": "db"}},
+                 "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}],
+                              "ports": [{"port": "http"}]}]}}),
+    )
+    .await;
+    c.eventually("clients on both nodes reach db:8080", 20, || {
+        let (a, b) = (client_a.clone(), client_b.clone());
+        async move { (ok(&a, db_http) && ok(&b, db_http)).then_some(()) }
+    })
+    .await;
+    assert!(
+        !ok(&client_b, db_admin),
+        "9090 is not allowed; node-a's table:\n{}",
+        netpol_table(&c, 0)
+    );
+    assert!(!ok(&stranger, db_http), "stranger lacks the label");
+    assert!(
+        !ok(&tool, db_http),
+        "a podSelector alone means the policy's namespace"
+    );
+
+    // Allow the blue namespace (namespaceSelector), any port.
+    c.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "db-from-blue", "namespace": "default"},
+        "spec": {"podSelector": {"matchLabels": {"app": "db"}},
+                 "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}]}}))
+        .await;
+    c.eventually("blue's tool reaches db on both ports", 20, || {
+        let t = tool.clone();
+        async move { (ok(&t, db_http) && ok(&t, db_admin)).then_some(()) }
+    })
+    .await;
+    assert!(!ok(&stranger, db_http));
+
+    // The same verdicts from busybox's nc inside pods on node-b.
+    assert!(
+        nc_from_pod(&c, "nc-client", "node-b", json!({"app": "client"}), db_http).await,
+        "nc from a client pod was refused"
+    );
+    assert!(
+        !nc_from_pod(
+            &c,
+            "nc-stranger",
+            "node-b",
+            json!({"app": "stranger"}),
+            db_http
+        )
+        .await,
+        "nc from an unlabelled pod got through"
+    );
+
+    // Egress deny for the clients: client-b no longer gets out, even where db lets it in.
+    c.create(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "clients-no-egress", "namespace": "default"},
+        "spec": {"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"]}}),
+    )
+    .await;
+    c.eventually("client-b's egress is denied", 20, || {
+        let b = client_b.clone();
+        async move { (!ok(&b, db_http)).then_some(()) }
+    })
+    .await;
+    assert!(!ok(&client_a, db_http));
+    // (Polled: node-a may still be applying its own change of this step.)
+    let tool_ok = c
+        .eventually("tool (not a client) still reaches db", 10, || {
+            let t = tool.clone();
+            async move { ok(&t, db_http).then_some(true) }
+        })
+        .await;
+    assert!(tool_ok);
+
+    // Policies deleted: everything open again.
+    let nps: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), "default");
+    for n in [
+        "db-deny",
+        "db-from-clients",
+        "db-from-blue",
+        "clients-no-egress",
+    ] {
+        nps.delete(n, &DeleteParams::default())
+            .await
+            .expect("delete policy");
+    }
+    c.eventually("open again without policies", 20, || {
+        let (b, s) = (client_b.clone(), stranger.clone());
+        async move { (ok(&b, db_admin) && ok(&s, db_http)).then_some(()) }
+    })
+    .await;
     drop(c);
 }
 
