@@ -1,7 +1,9 @@
 //! bosun's kubelet: registers its Node and keeps its status and Lease fresh, runs one worker
 //! (a state machine) per pod bound to the node on the native runtime (`bosun-runtime`), probes
 //! containers, prepares volumes, reports pod status and events, and serves the kubelet HTTPS
-//! API (container logs) that the API server proxies `pods/log` to.
+//! API (container logs) that the API server proxies `pods/log` to. It also provisions
+//! node-local volumes for the `bosun.io/local-path` StorageClass provisioner
+//! (`provisioner.rs`).
 //!
 //! [`run`] is the whole agent; dropping its future (or aborting the task running it) stops
 //! every worker but leaves containers running: their shims outlive the agent, and the next

@@ -17,7 +17,7 @@
 //! It runs in the agent rather than in the controller manager because the directory lives
 //! on the node: the agent knows its data dir and can create and remove the directory itself,
 //! where rancher's provisioner has to start a helper pod on the node for each.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -295,8 +295,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         }
     }
     let root = storage_root(&ctx.cfg.data_dir);
+    // Claims already told why they cannot be provisioned here (one event each).
+    let mut refused: HashSet<String> = HashSet::new();
     loop {
-        sync(&ctx, &root, &claims, &volumes, &classes).await;
+        sync(&ctx, &root, &claims, &volumes, &classes, &mut refused).await;
         let _ = tokio::time::timeout(RESYNC, notify.notified()).await;
     }
 }
@@ -307,6 +309,7 @@ async fn sync(
     claims: &Store<PersistentVolumeClaim>,
     volumes: &Store<PersistentVolume>,
     classes: &Store<StorageClass>,
+    refused: &mut HashSet<String>,
 ) {
     let node = ctx.cfg.node_name.as_str();
     let pvs: BTreeMap<String, Arc<PersistentVolume>> = volumes
@@ -327,7 +330,9 @@ async fn sync(
         match claim_action(claim, node, exists, class) {
             ClaimAction::Skip => {}
             ClaimAction::Refuse(why) => {
-                record(ctx, claim, "Warning", "ProvisioningFailed", why);
+                if refused.insert(uid.clone()) {
+                    record(ctx, claim, "Warning", "ProvisioningFailed", why);
+                }
             }
             ClaimAction::Provision { class } => {
                 let Some(class) = class_map.get(&class) else {
@@ -349,6 +354,11 @@ async fn sync(
             }
         }
     }
+    refused.retain(|uid| {
+        all_claims
+            .iter()
+            .any(|c| c.metadata.uid.as_deref() == Some(uid.as_str()))
+    });
     let claim_exists = |ns: &str, name: &str, uid: &str| {
         all_claims.iter().any(|c| {
             c.metadata.namespace.as_deref() == Some(ns)
