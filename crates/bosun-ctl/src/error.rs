@@ -15,6 +15,9 @@ pub enum Error {
     /// Already printed where it happened (one of several objects failed).
     #[error("")]
     Reported,
+    /// A remote command ended with this exit code (already reported).
+    #[error("exit code {0}")]
+    Exit(i32),
     #[error("{what}: {source}")]
     Io {
         what: String,

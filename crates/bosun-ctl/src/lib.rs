@@ -8,11 +8,17 @@ mod apply;
 mod config;
 mod describe;
 mod discovery;
+mod drain;
+mod edit;
 mod error;
+mod exec;
+mod explain;
 mod get;
 mod jsonpath;
 mod manifest;
 mod printer;
+mod scaling;
+mod top;
 mod verbs;
 
 use std::path::PathBuf;
@@ -192,6 +198,116 @@ pub enum Verb {
         #[arg(long)]
         timeout: Option<String>,
     },
+    /// Edit an object in $KUBE_EDITOR / $EDITOR and send the change.
+    Edit {
+        /// TYPE NAME or TYPE/NAME.
+        args: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Create a HorizontalPodAutoscaler for a Deployment, ReplicaSet, RC or StatefulSet.
+    Autoscale {
+        args: Vec<String>,
+        /// Lower limit of replicas (-1: the server's default, 1).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        min: i32,
+        /// Upper limit of replicas.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        max: i32,
+        /// Target average CPU utilization in percent of requests (-1: the server's default).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        cpu_percent: i32,
+        /// Target CPU: a utilization (`70%`) or an average value (`500m`).
+        #[arg(long)]
+        cpu: Option<String>,
+        /// The HPA's name (default: the target's).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run a command in a container.
+    Exec {
+        /// POD or pod/NAME.
+        pod: String,
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Pass stdin to the container.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// Stdin is a TTY.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// The command, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Show CPU and memory use of pods or nodes (metrics.k8s.io).
+    Top {
+        /// `pod` or `node`.
+        what: String,
+        name: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Per container.
+        #[arg(long)]
+        containers: bool,
+        #[arg(long)]
+        no_headers: bool,
+    },
+    /// Cordon a node and evict its pods.
+    Drain {
+        node: String,
+        #[arg(long)]
+        ignore_daemonsets: bool,
+        #[arg(long)]
+        delete_emptydir_data: bool,
+        /// Also delete pods that no controller manages.
+        #[arg(long)]
+        force: bool,
+        /// Seconds each pod is given to terminate (-1: the pod's own).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        grace_period: i64,
+        /// How long to wait before giving up (0s: forever).
+        #[arg(long, default_value = "0s")]
+        timeout: String,
+        /// Only pods matching this label selector.
+        #[arg(long)]
+        pod_selector: Option<String>,
+        /// Delete instead of evicting (no PodDisruptionBudget check).
+        #[arg(long)]
+        disable_eviction: bool,
+    },
+    /// Documentation of a resource or field, from the server's OpenAPI v3.
+    Explain {
+        /// TYPE[.FIELD...]
+        path: String,
+        #[arg(long)]
+        recursive: bool,
+        #[arg(long)]
+        api_version: Option<String>,
+    },
+    /// The seed's rolling update of a ReplicationController: one new pod up, one old pod down.
+    RollingUpdate {
+        /// OLD_CONTROLLER [NEW_CONTROLLER]
+        args: Vec<String>,
+        #[command(flatten)]
+        files: FileArgs,
+        /// The new image (the new controller is OLD-HASH, renamed to OLD at the end).
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Time to wait between updating pods.
+        #[arg(long, default_value = "1m0s")]
+        update_period: String,
+        /// Time between polls of the controllers' state.
+        #[arg(long, default_value = "3s")]
+        poll_interval: String,
+        /// Maximum time to wait for a pod to become ready.
+        #[arg(long, default_value = "5m0s")]
+        timeout: String,
+        #[arg(long, default_value = "deployment")]
+        deployment_label_key: String,
+    },
     /// Mark a node unschedulable.
     Cordon { node: String },
     /// Mark a node schedulable.
@@ -227,6 +343,7 @@ pub async fn run(args: CtlArgs) -> i32 {
     match dispatch(args).await {
         Ok(()) => 0,
         Err(Error::Reported) => 1,
+        Err(Error::Exit(code)) => code,
         Err(e) => {
             eprintln!("{}", e.kubectl_message());
             1
@@ -344,6 +461,128 @@ async fn dispatch(args: CtlArgs) -> Result<()> {
             to_revision,
             timeout,
         } => verbs::rollout(&ctx, &action, &args, to_revision, timeout.as_deref()).await,
+        Verb::Edit { args, out } => edit::edit(&ctx, &args, out.output.as_deref()).await,
+        Verb::Autoscale {
+            args,
+            min,
+            max,
+            cpu_percent,
+            cpu,
+            name,
+        } => {
+            if cpu_percent >= 0 {
+                eprintln!(
+                    "Flag --cpu-percent has been deprecated, Use --cpu with percentage or resource \
+                     quantity format (e.g., '70%' for utilization or '500m' for milliCPU)."
+                );
+            }
+            scaling::autoscale(
+                &ctx,
+                scaling::AutoscaleOpts {
+                    args,
+                    min,
+                    max,
+                    cpu_percent,
+                    cpu,
+                    name,
+                },
+            )
+            .await
+        }
+        Verb::Exec {
+            pod,
+            container,
+            stdin,
+            tty,
+            command,
+        } => {
+            exec::exec(
+                &ctx,
+                exec::ExecOpts {
+                    pod,
+                    container,
+                    stdin,
+                    tty,
+                    command,
+                },
+            )
+            .await
+        }
+        Verb::Top {
+            what,
+            name,
+            select,
+            containers,
+            no_headers,
+        } => match what.as_str() {
+            "pod" | "pods" | "po" => {
+                top::pods(&ctx, name.as_deref(), &select, containers, no_headers).await
+            }
+            "node" | "nodes" | "no" => top::nodes(&ctx, name.as_deref(), &select, no_headers).await,
+            other => Err(Error::usage(format!(
+                "unknown command \"{other}\" for \"top\": use pod or node"
+            ))),
+        },
+        Verb::Drain {
+            node,
+            ignore_daemonsets,
+            delete_emptydir_data,
+            force,
+            grace_period,
+            timeout,
+            pod_selector,
+            disable_eviction,
+        } => {
+            drain::drain(
+                &ctx,
+                drain::DrainOpts {
+                    node,
+                    ignore_daemonsets,
+                    delete_emptydir_data,
+                    force,
+                    grace_period,
+                    timeout: parse_duration(&timeout)?,
+                    selector: None,
+                    pod_selector,
+                    disable_eviction,
+                },
+            )
+            .await
+        }
+        Verb::Explain {
+            path,
+            recursive,
+            api_version,
+        } => explain::explain(&ctx, &path, recursive, api_version.as_deref()).await,
+        Verb::RollingUpdate {
+            args,
+            files,
+            image,
+            container,
+            update_period,
+            poll_interval,
+            timeout,
+            deployment_label_key,
+        } => {
+            let Some(old) = args.first().cloned() else {
+                return Err(Error::usage("Must specify the controller to update"));
+            };
+            scaling::rolling_update(
+                &ctx,
+                scaling::RollingOpts {
+                    old,
+                    new_name: args.get(1).cloned(),
+                    files,
+                    image,
+                    container,
+                    update_period: parse_duration(&update_period)?,
+                    poll_interval: parse_duration(&poll_interval)?,
+                    timeout: parse_duration(&timeout)?,
+                    deployment_label_key,
+                },
+            )
+            .await
+        }
         Verb::Cordon { node } => verbs::cordon(&ctx, &node, true).await,
         Verb::Uncordon { node } => verbs::cordon(&ctx, &node, false).await,
         Verb::Taint { args, overwrite } => verbs::taint(&ctx, &args, overwrite).await,
@@ -354,5 +593,58 @@ async fn dispatch(args: CtlArgs) -> Result<()> {
         } => verbs::api_resources(&ctx, output.as_deref(), namespaced, api_group.as_deref()).await,
         Verb::Version => verbs::version(&ctx).await,
         Verb::Config { .. } => Ok(()),
+    }
+}
+
+/// Go's duration syntax as kubectl's flags take it: `1m0s`, `3s`, `500ms`, `2h`, `0`.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || Error::usage(format!("invalid duration \"{s}\""));
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[u..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_duration("1m0s").ok(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            super::parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(super::parse_duration("0").ok(), Some(Duration::ZERO));
+        assert!(super::parse_duration("5x").is_err());
     }
 }

@@ -352,3 +352,272 @@ async fn verbs_behave_like_kubectl() {
     same(&ts, &["config", "current-context"]);
     same(&ts, &["config", "view"]);
 }
+
+/// Runs `bosun ctl` with extra environment (an editor script).
+fn ctl_env(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bosun-ctl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("bosun-ctl")
+}
+
+fn kubectl_env(ts: &TestServer, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(bosun_testkit::kubectl_path())
+        .arg("--kubeconfig")
+        .arg(ts.kubeconfig())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_prints_what_kubectl_prints() {
+    let ts = TestServer::start().await.expect("server");
+    for path in [
+        "pods",
+        "pods.spec.containers",
+        "pods.spec.containers.resources.limits",
+        "pods.spec.containers.livenessProbe.httpGet.port",
+        "svc.spec",
+        "deploy",
+        "deploy.spec.strategy",
+        "rc.spec.template.spec",
+        "hpa.spec",
+        "pv.spec",
+        "pvc",
+        "nodes.status.conditions",
+        "events",
+        "pods.nosuch",
+        "nosuchtype",
+    ] {
+        same(&ts, &["explain", path]);
+    }
+    same(&ts, &["explain", "rc", "--recursive"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn autoscale_edit_drain_top_like_kubectl() {
+    let ts = TestServer::start().await.expect("server");
+    let s = seed();
+    ok(
+        &ts,
+        &["create", "-f", s.join("myweb-rc.yaml").to_str().unwrap()],
+    );
+
+    // autoscale: the same autoscaling/v2 object as kubectl's, under another name.
+    for (k, b, flags) in [
+        ("k1", "b1", vec!["--min=1", "--max=10", "--cpu-percent=50"]),
+        ("k2", "b2", vec!["--max=3"]),
+        ("k3", "b3", vec!["--min=2", "--max=5", "--cpu=500m"]),
+    ] {
+        let mut ka = vec!["autoscale", "rc", "myweb", "--name", k];
+        ka.extend(flags.iter().copied());
+        let mut ba = vec!["autoscale", "rc", "myweb", "--name", b];
+        ba.extend(flags.iter().copied());
+        let ko = ts.kubectl(&ka);
+        let bo = ctl(ts.kubeconfig(), &ba, None);
+        assert_eq!(
+            text(&ko.stdout).replace(k, b),
+            text(&bo.stdout),
+            "{}",
+            text(&bo.stderr)
+        );
+        assert_eq!(text(&ko.stderr), text(&bo.stderr));
+        let spec = |n: &str| {
+            serde_json::from_str::<serde_json::Value>(&ts.kubectl_ok(&[
+                "get",
+                "hpa",
+                n,
+                "-o",
+                "jsonpath={.spec}",
+            ]))
+            .unwrap()
+        };
+        assert_eq!(spec(k), spec(b), "{flags:?}");
+    }
+    let ko = ts.kubectl(&["autoscale", "rc", "myweb", "--name", "b1", "--max=2"]);
+    let bo = ctl(
+        ts.kubeconfig(),
+        &["autoscale", "rc", "myweb", "--name", "b1", "--max=2"],
+        None,
+    );
+    assert!(!ko.status.success() && !bo.status.success());
+    assert!(
+        text(&bo.stderr).contains("Error from server (AlreadyExists)"),
+        "{}",
+        text(&bo.stderr)
+    );
+    same(&ts, &["autoscale", "rc", "myweb", "--max=0"]);
+
+    // edit: an editor script changes the replicas; an invalid edit is re-opened with the
+    // server's error on top, and saving it unchanged gives up.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.sh");
+    std::fs::write(
+        &good,
+        "#!/bin/sh\nsed -i 's/replicas: 5/replicas: 4/; s/replicas: 4$/replicas: 4/' \"$1\"\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.sh");
+    std::fs::write(
+        &bad,
+        format!(
+            "#!/bin/sh\nn=$(ls {d}/seen.* 2>/dev/null | wc -l)\ncp \"$1\" {d}/seen.$n\nsed -i 's/replicas: [0-9]*$/replicas: -1/' \"$1\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    for f in [&good, &bad] {
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(f)
+            .status()
+            .unwrap();
+    }
+    let good = good.to_str().unwrap();
+    let o = ctl_env(
+        ts.kubeconfig(),
+        &["edit", "rc", "myweb"],
+        &[("EDITOR", good)],
+    );
+    assert_eq!(
+        text(&o.stdout),
+        "replicationcontroller/myweb edited\n",
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        ts.kubectl_ok(&["get", "rc", "myweb", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
+    );
+    // Nothing to change now: both say so.
+    let k = kubectl_env(&ts, &["edit", "rc", "myweb"], &[("EDITOR", good)]);
+    let b = ctl_env(
+        ts.kubeconfig(),
+        &["edit", "rc", "myweb"],
+        &[("EDITOR", good)],
+    );
+    assert_eq!(text(&k.stderr), text(&b.stderr));
+    assert_eq!(text(&b.stderr), "Edit cancelled, no changes made.\n");
+    let bad = bad.to_str().unwrap();
+    let mut reopened = Vec::new();
+    let mut stderrs = Vec::new();
+    for run in 0..2 {
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().starts_with("seen.") {
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let o = if run == 0 {
+            kubectl_env(&ts, &["edit", "rc", "myweb"], &[("KUBE_EDITOR", bad)])
+        } else {
+            ctl_env(
+                ts.kubeconfig(),
+                &["edit", "rc", "myweb"],
+                &[("KUBE_EDITOR", bad)],
+            )
+        };
+        assert!(!o.status.success());
+        let second = std::fs::read_to_string(dir.path().join("seen.1")).unwrap();
+        reopened.push(second.lines().take(7).collect::<Vec<_>>().join("\n"));
+        // The copy's path differs (kubectl-edit-N vs bosun-edit-N).
+        stderrs.push(
+            text(&o.stderr)
+                .lines()
+                .map(|l| {
+                    if l.starts_with("A copy of your changes") {
+                        "A copy".to_string()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(reopened[0], reopened[1]);
+    assert!(
+        reopened[1].contains("# * spec.replicas: Invalid value: -1"),
+        "{}",
+        reopened[1]
+    );
+    assert_eq!(stderrs[0], stderrs[1]);
+
+    // drain: the same pods on two nodes, drained by kubectl and by bosun ctl.
+    let pods = |n: &str| {
+        format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata:\n  name: bare-{n}\nspec:\n  nodeName: {n}\n  containers:\n  - name: c\n    image: x\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata:\n  name: ed-{n}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ReplicationController\n    name: myweb\n    uid: 00000000-0000-0000-0000-000000000000\n    controller: true\nspec:\n  nodeName: {n}\n  volumes:\n  - name: d\n    emptyDir: {{}}\n  containers:\n  - name: c\n    image: x\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata:\n  name: ds-{n}\n  ownerReferences:\n  - apiVersion: apps/v1\n    kind: DaemonSet\n    name: gone\n    uid: 00000000-0000-0000-0000-000000000001\n    controller: true\nspec:\n  nodeName: {n}\n  containers:\n  - name: c\n    image: x\n"
+        )
+    };
+    for n in ["n1", "n2"] {
+        ts.kubectl_stdin(&["create", "-f", "-"], &pods(n));
+    }
+    // kubectl groups the errors in a Go map: their order in the aggregate is random.
+    let sorted = |s: &str| {
+        let mut l: Vec<String> = s
+            .lines()
+            .map(|l| match (l.find(": ["), l.rfind("], continuing")) {
+                (Some(a), Some(b)) if a < b => {
+                    let inner = &l[a + 3..b];
+                    let inner = inner.strip_prefix("cannot delete ").unwrap_or(inner);
+                    let mut parts: Vec<&str> = inner.split(", cannot delete ").collect();
+                    parts.sort();
+                    format!("{}{}{}", &l[..a + 3], parts.join(" | "), &l[b..])
+                }
+                _ => l.to_string(),
+            })
+            .collect();
+        l.sort();
+        l
+    };
+    for flags in [
+        vec![],
+        vec!["--ignore-daemonsets"],
+        vec!["--force"],
+        vec!["--force", "--delete-emptydir-data", "--grace-period=0"],
+    ] {
+        let mut ka = vec!["drain", "n1"];
+        ka.extend(flags.iter().copied());
+        let mut ba = vec!["drain", "n2"];
+        ba.extend(flags.iter().copied());
+        let k = ts.kubectl(&ka);
+        let b = ctl(ts.kubeconfig(), &ba, None);
+        assert_eq!(
+            sorted(&text(&k.stdout).replace("n1", "n2")),
+            sorted(&text(&b.stdout)),
+            "drain {flags:?}"
+        );
+        assert_eq!(
+            sorted(&text(&k.stderr).replace("n1", "n2")),
+            sorted(&text(&b.stderr)),
+            "drain {flags:?}"
+        );
+        assert_eq!(k.status.success(), b.status.success(), "drain {flags:?}");
+    }
+    for n in ["n1", "n2"] {
+        assert_eq!(
+            ts.kubectl_ok(&[
+                "get",
+                "pods",
+                &format!("--field-selector=spec.nodeName={n}"),
+                "-o",
+                "name"
+            ]),
+            "",
+            "pods left on {n}"
+        );
+    }
+
+    // top without metrics yet.
+    same(&ts, &["top", "node", "n1"]);
+    same(&ts, &["top", "pod", "bare-n1"]);
+    same(&ts, &["top", "pod", "-n", "kube-system"]);
+}
