@@ -4,7 +4,7 @@
 //! persistentVolumeClaim bound to a hostPath or local PersistentVolume (the claim's volume
 //! directory itself, bind-mounted). Files are rewritten on every refresh so updates
 //! propagate. Containers get bind mounts.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -22,8 +22,27 @@ use crate::envvars;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VolumeError(pub String);
 
-/// Host paths of the pod's volumes, by volume name.
-pub(crate) type Volumes = HashMap<String, PathBuf>;
+/// Host paths of the pod's volumes, by volume name, and which volumes every mount of
+/// them must make read-only (`persistentVolumeClaim.readOnly`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Volumes {
+    paths: HashMap<String, PathBuf>,
+    read_only: HashSet<String>,
+}
+
+impl Volumes {
+    pub(crate) fn new() -> Volumes {
+        Volumes::default()
+    }
+
+    fn insert(&mut self, name: String, path: PathBuf) {
+        self.paths.insert(name, path);
+    }
+
+    fn get(&self, name: &str) -> Option<&PathBuf> {
+        self.paths.get(name)
+    }
+}
 
 fn err(e: impl std::fmt::Display) -> VolumeError {
     VolumeError(e.to_string())
@@ -268,6 +287,9 @@ pub(crate) async fn prepare(
         }
         if let Some(pvc) = &v.persistent_volume_claim {
             let p = claim_path(client, ns, &pvc.claim_name).await?;
+            if pvc.read_only == Some(true) {
+                out.read_only.insert(v.name.clone());
+            }
             out.insert(v.name.clone(), p);
             continue;
         }
@@ -405,7 +427,7 @@ pub(crate) fn container_mounts(
         out.push(Mount {
             source,
             destination: m.mount_path.clone(),
-            readonly: m.read_only.unwrap_or(false),
+            readonly: m.read_only.unwrap_or(false) || volumes.read_only.contains(&m.name),
         });
     }
     Ok(out)
@@ -478,6 +500,27 @@ pub(crate) fn teardown(pod_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_only_claims_make_every_mount_read_only() {
+        let mut vols = Volumes::new();
+        vols.insert("ro".into(), PathBuf::from("/x/ro"));
+        vols.insert("rw".into(), PathBuf::from("/x/rw"));
+        vols.read_only.insert("ro".into());
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "volumeMounts": [{"name": "ro", "mountPath": "/a"}, {"name": "rw", "mountPath": "/b"},
+                             {"name": "rw", "mountPath": "/c", "readOnly": true}],
+        }))
+        .expect("container");
+        let mounts = container_mounts(&c, &vols, Path::new("/pod")).expect("mounts");
+        let ro: Vec<(&str, bool)> = mounts
+            .iter()
+            .filter(|m| !m.destination.starts_with("/etc/"))
+            .map(|m| (m.destination.as_str(), m.readonly))
+            .collect();
+        assert_eq!(ro, vec![("/a", true), ("/b", false), ("/c", true)]);
+    }
 
     #[test]
     fn host_path_types() {

@@ -2,8 +2,8 @@
 //! real agent. A claim without a class gets the default `local-path` (WaitForFirstConsumer);
 //! a pod using it is scheduled, the claim gets the pod's node, the agent's provisioner makes
 //! the directory and the volume, the claim binds, the pod writes a file; after that pod is
-//! deleted a new pod of the same claim reads the file; deleting the claim removes the
-//! volume and its directory on the node.
+//! deleted a new pod of the same claim (mounted read-only) reads the file and cannot write;
+//! deleting the claim removes the volume and its directory on the node.
 
 mod common;
 
@@ -22,7 +22,7 @@ spec:
   resources: {requests: {storage: 64Mi}}
 "#;
 
-fn pod(name: &str, script: &str) -> String {
+fn pod(name: &str, script: &str, read_only: bool) -> String {
     format!(
         r#"
 apiVersion: v1
@@ -39,7 +39,7 @@ spec:
     volumeMounts: [{{name: d, mountPath: /data}}]
   volumes:
   - name: d
-    persistentVolumeClaim: {{claimName: data}}
+    persistentVolumeClaim: {{claimName: data, readOnly: {read_only}}}
 "#
     )
 }
@@ -78,7 +78,7 @@ async fn a_provisioned_claim_keeps_data_across_pods_and_goes_with_the_claim() {
     .expect("scheduler starts");
 
     c.apply(CLAIM);
-    c.apply(&pod("writer", "echo persisted > /data/file"));
+    c.apply(&pod("writer", "echo persisted > /data/file", false));
     let done = |p: &serde_json::Value| p["status"]["phase"] == "Succeeded";
     let writer = c.wait_pod("writer", 90, done).await;
     assert_eq!(writer["spec"]["nodeName"], c.node.as_str());
@@ -132,9 +132,14 @@ async fn a_provisioned_claim_keeps_data_across_pods_and_goes_with_the_claim() {
         "persisted\n"
     );
 
-    // A new pod of the same claim sees what the first one wrote.
+    // A new pod of the same claim sees what the first one wrote; its claim volume is
+    // read-only (`persistentVolumeClaim.readOnly`), so it cannot write (exit 3 if it could).
     c.ts.kubectl_ok(&["delete", "pod", "writer", "--wait=true"]);
-    c.apply(&pod("reader", "cat /data/file"));
+    c.apply(&pod(
+        "reader",
+        "cat /data/file; if touch /data/nope 2>/dev/null; then exit 3; fi",
+        true,
+    ));
     c.wait_pod("reader", 90, done).await;
     let logs = c.ts.kubectl_ok(&["logs", "reader"]);
     assert_eq!(logs, "persisted\n");
