@@ -147,8 +147,17 @@ impl PodNetwork {
                         .ok_or_else(|| Error::Dns(format!("bridge {} vanished", cfg.bridge)))?
                 }
             };
+            // A fixed MAC (derived from the gateway address like the pods' own): left
+            // unset, a bridge takes the lowest MAC among its ports, so a new pod's veth
+            // could change the gateway's MAC under every other pod's ARP cache and cut
+            // their traffic off the node until the entries expired.
             h.link()
-                .set(LinkUnspec::new_with_index(br).up().build())
+                .set(
+                    LinkUnspec::new_with_index(br)
+                        .address(pod_mac(gw).to_vec())
+                        .up()
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(Error::netlink(format!("set {} up", cfg.bridge)))?;

@@ -41,6 +41,9 @@ async fn pods_on_one_node_talk_and_ipam_survives_restart() {
     let routes = pa.ip(&["route", "show", "default"]);
     assert!(routes.contains("via 10.244.1.1"), "{routes}");
     assert!(pa.ip(&["link", "show", "eth0"]).contains("mtu 1500"));
+    // The gateway's MAC is fixed (not the lowest of its ports', which new pods could change).
+    let br = node.ip(&["link", "show", "bosun0"]);
+    assert!(br.contains("link/ether 0a:58:0a:f4:01:01"), "{br}");
 
     echo_server(&pa.path, 8080, "a");
     assert_eq!(
