@@ -1,0 +1,454 @@
+//! The seed's walkthrough, runnable here (`examples/local`), end to end on `bosun up` (root):
+//! applied with the real kubectl and then with `bosun ctl`, each time checking what the seed
+//! shows — the myweb RC's five ready replicas, the "Congratulations!!" page with the rows of
+//! the database stand-in on NodePort 30001, label selector queries, the PVC bound to
+//! pv0003, the liveness probe's events, the busybox pod in `development`, the frontend
+//! Deployment rolled to a new image and back. With `bosun ctl` also `exec` and the seed's
+//! `rolling-update` of the myweb RC. Traffic goes only to this machine's own node address.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BOSUN: &str = env!("CARGO_BIN_EXE_bosun");
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("BOSUN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun")
+        })
+}
+
+fn busybox_archive() -> PathBuf {
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/build-test-images.sh"))
+        .status()
+        .expect("running scripts/build-test-images.sh");
+    assert!(status.success(), "scripts/build-test-images.sh failed");
+    std::env::var_os("BOSUN_IMAGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("images"))
+        .join("busybox.oci.tar")
+}
+
+fn kubectl_path() -> PathBuf {
+    let p = std::env::var_os("BOSUN_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("bin/kubectl"));
+    assert!(
+        p.exists(),
+        "kubectl not found at {}: run scripts/fetch-clients.sh",
+        p.display()
+    );
+    p
+}
+
+/// Which command line client drives the walkthrough.
+#[derive(Clone, Copy, Debug)]
+enum Cli {
+    Kubectl,
+    BosunCtl,
+}
+
+struct Cluster {
+    child: Child,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Cluster {
+    /// Containers outlive `bosun up` (by design): remove the workloads first, so a failed
+    /// run leaves no containers behind, then stop it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            for args in [
+                &[
+                    "delete",
+                    "rc,deploy,rs,svc,hpa,pod,pvc",
+                    "--all",
+                    "-n",
+                    "default",
+                    "--wait=true",
+                    "--timeout=90s",
+                ][..],
+                &[
+                    "delete",
+                    "ns",
+                    "development",
+                    "--ignore-not-found",
+                    "--wait=true",
+                    "--timeout=90s",
+                ][..],
+            ] {
+                let _ = self.run(Cli::Kubectl, args);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    fn run(&self, cli: Cli, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = match cli {
+            Cli::Kubectl => Command::new(kubectl_path()),
+            Cli::BosunCtl => {
+                let mut c = Command::new(BOSUN);
+                c.arg("ctl");
+                c
+            }
+        };
+        let o = cmd
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the client");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, cli: Cli, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(cli, args);
+        assert!(ok, "{cli:?} {}: {out}{err}", args.join(" "));
+        out
+    }
+
+    fn field(&self, args: &[&str], jsonpath: &str) -> String {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        let jp = format!("jsonpath={jsonpath}");
+        a.extend(["-o", jp.as_str()]);
+        self.run(Cli::Kubectl, &a).1
+    }
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{what}: not within {secs} s");
+}
+
+/// `GET /` on the node's own address and the NodePort.
+fn http_get(addr: &str) -> Option<String> {
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: myweb\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn walkthrough(c: &Cluster, cli: Cli, node_ip: &str) {
+    let dir = repo_root().join("examples/local");
+    let d = |f: &str| dir.join(f).to_str().expect("path").to_string();
+    c.ok(cli, &["apply", "-f", &d("development-ns.yaml")]);
+    let out = c.ok(cli, &["apply", "-f", dir.to_str().expect("path")]);
+    for created in [
+        "replicationcontroller/mysql",
+        "service/mysql",
+        "replicationcontroller/myweb",
+        "service/myweb",
+        "deployment.apps/frontend",
+        "deployment.apps/php-apache",
+        "horizontalpodautoscaler.autoscaling/php-apache",
+        "persistentvolume/pv0003",
+        "persistentvolumeclaim/myclaim",
+        "pod/liveness",
+        "pod/busybox",
+    ] {
+        assert!(
+            out.contains(created),
+            "{cli:?} apply: {created} missing in\n{out}"
+        );
+    }
+    wait_until("myweb: 5 ready replicas", 120, || {
+        c.field(&["rc", "myweb"], "{.status.readyReplicas}") == "5"
+    });
+    let rc = c.ok(cli, &["get", "rc", "myweb"]);
+    let mut lines = rc.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"]),
+        "{rc}"
+    );
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>()),
+        Some(vec!["myweb", "5", "5", "5"]),
+        "{rc}"
+    );
+    let svc = c.ok(cli, &["get", "svc", "myweb"]);
+    assert!(
+        svc.contains("NodePort") && svc.contains("8080:30001/TCP"),
+        "{svc}"
+    );
+    // Label selector queries.
+    let names = c.ok(cli, &["get", "pods", "-l", "app=myweb", "-o", "name"]);
+    assert_eq!(names.lines().count(), 5, "{names}");
+    let none = c.ok(
+        cli,
+        &["get", "pods", "-l", "app=myweb,app!=myweb", "-o", "name"],
+    );
+    assert_eq!(none, "");
+    // The page, with the database's rows.
+    let addr = format!("{node_ip}:30001");
+    let mut page = String::new();
+    wait_until("the myweb page lists the database's rows", 60, || {
+        page = http_get(&addr).unwrap_or_default();
+        page.contains("<td>borg</td><td>google</td>")
+    });
+    assert!(
+        page.contains("200 OK") && page.contains("<h1>Congratulations!!</h1>"),
+        "{page}"
+    );
+    assert!(page.contains("<td>kubernetes</td><td>seed</td>"), "{page}");
+    // Volumes, the development namespace, requests and limits, a failing liveness probe.
+    wait_until("myclaim bound to pv0003", 60, || {
+        c.field(&["pvc", "myclaim"], "{.status.phase}/{.spec.volumeName}") == "Bound/pv0003"
+    });
+    wait_until("busybox Running in development", 60, || {
+        c.field(&["pod", "busybox", "-n", "development"], "{.status.phase}") == "Running"
+    });
+    assert_eq!(
+        c.field(
+            &["rc", "myweb"],
+            "{.spec.template.spec.containers[0].resources.limits.cpu}"
+        ),
+        "200m"
+    );
+    wait_until("the liveness probe's events", 60, || {
+        let ev = c.run(
+            cli,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=liveness",
+            ],
+        );
+        ev.1.contains("Unhealthy") && ev.1.contains("Killing")
+    });
+    // The frontend Deployment to a new image and back.
+    wait_until("frontend available", 120, || {
+        c.field(&["deploy", "frontend"], "{.status.availableReplicas}") == "2"
+    });
+    match cli {
+        Cli::Kubectl => {
+            c.ok(
+                cli,
+                &[
+                    "set",
+                    "image",
+                    "deploy/frontend",
+                    "tomcat-demo=bosun.test/frontend:v2",
+                ],
+            );
+        }
+        Cli::BosunCtl => {
+            c.ok(
+                cli,
+                &[
+                    "patch",
+                    "deploy",
+                    "frontend",
+                    "-p",
+                    r#"{"spec":{"template":{"spec":{"containers":[{"name":"tomcat-demo","image":"bosun.test/frontend:v2"}]}}}}"#,
+                ],
+            );
+        }
+    }
+    let status = c.ok(
+        cli,
+        &["rollout", "status", "deploy/frontend", "--timeout=180s"],
+    );
+    assert!(
+        status.contains("deployment \"frontend\" successfully rolled out"),
+        "{status}"
+    );
+    let images = || {
+        c.field(
+            &["pods", "-l", "tier=frontend"],
+            "{range .items[*]}{.spec.containers[0].image} {end}",
+        )
+    };
+    wait_until("frontend pods on v2", 120, || {
+        let i = images();
+        !i.is_empty() && i.split_whitespace().all(|x| x == "bosun.test/frontend:v2")
+    });
+    assert_eq!(
+        c.ok(cli, &["rollout", "undo", "deploy/frontend"]),
+        "deployment.apps/frontend rolled back\n"
+    );
+    c.ok(
+        cli,
+        &["rollout", "status", "deploy/frontend", "--timeout=180s"],
+    );
+    wait_until("frontend pods back on v1", 120, || {
+        let i = images();
+        !i.is_empty() && i.split_whitespace().all(|x| x == "bosun.test/frontend:v1")
+    });
+}
+
+#[test]
+fn the_seed_walkthrough_with_kubectl_and_bosun_ctl() {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the examples test runs bosun up and must run as root, as CI does"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let archive = busybox_archive();
+    for name in [
+        None,
+        Some("bosun.test/frontend:v1"),
+        Some("bosun.test/frontend:v2"),
+    ] {
+        let mut cmd = Command::new(BOSUN);
+        cmd.args(["image", "import", "--data-dir"])
+            .arg(data.join("agent"));
+        if let Some(n) = name {
+            cmd.args(["--name", n]);
+        }
+        let o = cmd.arg(&archive).output().expect("bosun image import");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(BOSUN)
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--bind-address", "127.0.0.1", "--secure-port"])
+        .arg(port.to_string())
+        .args([
+            "--kubelet-port",
+            "0",
+            "--node-name",
+            "examples-e2e",
+            "--disable-image-pull",
+            "--eviction-hard",
+            "memory.available<1Mi,nodefs.available<1%",
+        ])
+        .env("BOSUN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting bosun up");
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let c = Cluster {
+        child,
+        kubeconfig: data.join("kubeconfig.yaml"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "bosun up not Ready in 60 s");
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            if l.starts_with("bosun is up") {
+                break;
+            }
+        }
+    }
+    let node_ip = c.field(
+        &["node", "examples-e2e"],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    assert!(!node_ip.is_empty(), "the node has no InternalIP");
+
+    walkthrough(&c, Cli::Kubectl, &node_ip);
+    let dir = repo_root().join("examples/local");
+    c.ok(
+        Cli::Kubectl,
+        &["delete", "-f", dir.to_str().expect("path"), "--wait=true"],
+    );
+    wait_until("the kubectl run's objects gone", 180, || {
+        !c.run(Cli::Kubectl, &["get", "ns", "development"]).0
+            && !c.run(Cli::Kubectl, &["get", "pv", "pv0003"]).0
+    });
+    walkthrough(&c, Cli::BosunCtl, &node_ip);
+
+    // bosun ctl exec: output and exit code.
+    let pod = c.field(&["pods", "-l", "app=myweb"], "{.items[0].metadata.name}");
+    let page = c.ok(
+        Cli::BosunCtl,
+        &["exec", &pod, "--", "cat", "/www/index.html"],
+    );
+    assert!(page.contains("Congratulations!!"), "{page}");
+    let (ok, _, err) = c.run(Cli::BosunCtl, &["exec", &pod, "--", "sh", "-c", "exit 3"]);
+    assert!(
+        !ok && err.contains("command terminated with exit code 3"),
+        "{err}"
+    );
+
+    // The seed's rolling update: one new pod up, one old pod down, the count kept.
+    let out = c.ok(
+        Cli::BosunCtl,
+        &[
+            "rolling-update",
+            "myweb",
+            "--image=bosun.test/frontend:v2",
+            "--update-period=1s",
+            "--poll-interval=1s",
+        ],
+    );
+    assert!(
+        out.contains("keep 5 pods available, don't exceed 6 pods")
+            && out.contains("Update succeeded. Deleting old controller: myweb")
+            && out.ends_with("replicationcontroller/myweb rolling updated\n"),
+        "{out}"
+    );
+    wait_until("myweb renamed, 5 ready on the new image", 120, || {
+        c.field(
+            &["rc", "myweb"],
+            "{.status.readyReplicas} {.spec.template.spec.containers[0].image}",
+        ) == "5 bosun.test/frontend:v2"
+    });
+    let addr = format!("{node_ip}:30001");
+    wait_until("the page after the rolling update", 60, || {
+        http_get(&addr).is_some_and(|p| p.contains("<td>borg</td><td>google</td>"))
+    });
+
+    // Leave nothing running: containers outlive `bosun up`.
+    c.ok(
+        Cli::BosunCtl,
+        &["delete", "-f", dir.to_str().expect("path")],
+    );
+    c.ok(
+        Cli::BosunCtl,
+        &["delete", "rc", "myweb", "--ignore-not-found"],
+    );
+    wait_until("every pod gone", 180, || {
+        c.field(&["pods", "-A"], "{.items[*].metadata.name}")
+            .is_empty()
+    });
+}
