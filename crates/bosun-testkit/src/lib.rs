@@ -91,15 +91,53 @@ impl TestServer {
 
     /// Runs kubectl expecting failure, returning stderr.
     pub fn kubectl_err(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {} unexpectedly succeeded: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        expect_failure(args, self.kubectl(args))
     }
+
+    /// Runs kubectl with `stdin`, returning stdout, failing with stderr when it exits
+    /// non-zero.
+    pub fn kubectl_stdin_ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_stdin(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl with `stdin` expecting failure, returning stderr.
+    pub fn kubectl_stdin_err(&self, args: &[&str], stdin: &str) -> String {
+        expect_failure(args, self.kubectl_stdin(args, stdin))
+    }
+}
+
+fn expect_failure(args: &[&str], out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "kubectl {} unexpectedly succeeded: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The column names of a kubectl table (its first line).
+pub fn table_header(out: &str) -> Vec<&str> {
+    out.lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
+}
+
+/// The cells of the kubectl table row whose first cell is `name` (empty when none is).
+pub fn table_row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
 }
 
 /// A kube-rs client from a kubeconfig file.

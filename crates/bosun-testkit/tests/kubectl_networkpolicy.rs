@@ -2,7 +2,7 @@
 //! api-resources, apply (create and update), get (upstream's columns), describe, 422s that
 //! name the field, delete.
 
-use bosun_testkit::TestServer;
+use bosun_testkit::{table_header, table_row, TestServer};
 
 const POLICY: &str = r#"apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -50,41 +50,6 @@ spec:
   podSelector: {}
 "#;
 
-fn header(out: &str) -> Vec<&str> {
-    out.lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect()
-}
-
-fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default()
-}
-
-fn stdin_ok(s: &TestServer, args: &[&str], input: &str) -> String {
-    let out = s.kubectl_stdin(args, input);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stdin_err(s: &TestServer, args: &[&str], input: &str) -> String {
-    let out = s.kubectl_stdin(args, input);
-    assert!(
-        !out.status.success(),
-        "kubectl {args:?} unexpectedly succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_policies_with_kubectl() {
     let s = TestServer::start().await.expect("server starts");
@@ -96,7 +61,7 @@ async fn network_policies_with_kubectl() {
         "{versions}"
     );
     let res = s.kubectl_ok(&["api-resources", "--api-group=networking.k8s.io"]);
-    let r = row(&res, "networkpolicies");
+    let r = table_row(&res, "networkpolicies");
     assert_eq!(
         r,
         [
@@ -110,12 +75,12 @@ async fn network_policies_with_kubectl() {
     );
 
     // apply creates; defaults are upstream's.
-    let out = stdin_ok(&s, &["apply", "-f", "-"], POLICY);
+    let out = s.kubectl_stdin_ok(&["apply", "-f", "-"], POLICY);
     assert_eq!(
         out.trim(),
         "networkpolicy.networking.k8s.io/db-allow created"
     );
-    stdin_ok(&s, &["apply", "-f", "-"], DENY_ALL);
+    s.kubectl_stdin_ok(&["apply", "-f", "-"], DENY_ALL);
     let types = s.kubectl_ok(&[
         "get",
         "netpol",
@@ -135,18 +100,22 @@ async fn network_policies_with_kubectl() {
 
     // get: upstream's columns.
     let table = s.kubectl_ok(&["get", "netpol"]);
-    assert_eq!(header(&table), ["NAME", "POD-SELECTOR", "AGE"], "{table}");
-    assert_eq!(&row(&table, "db-allow")[..2], ["db-allow", "app=db"]);
     assert_eq!(
-        &row(&table, "default-deny")[..2],
+        table_header(&table),
+        ["NAME", "POD-SELECTOR", "AGE"],
+        "{table}"
+    );
+    assert_eq!(&table_row(&table, "db-allow")[..2], ["db-allow", "app=db"]);
+    assert_eq!(
+        &table_row(&table, "default-deny")[..2],
         ["default-deny", "<none>"]
     );
     let all = s.kubectl_ok(&["get", "networkpolicies.networking.k8s.io", "-A"]);
-    assert_eq!(header(&all)[0], "NAMESPACE", "{all}");
+    assert_eq!(table_header(&all)[0], "NAMESPACE", "{all}");
 
     // apply again with a change: configured, and the change is there.
     let changed = POLICY.replace("port: 6379", "port: 6380");
-    let out = stdin_ok(&s, &["apply", "-f", "-"], &changed);
+    let out = s.kubectl_stdin_ok(&["apply", "-f", "-"], &changed);
     assert_eq!(
         out.trim(),
         "networkpolicy.networking.k8s.io/db-allow configured"
@@ -178,7 +147,7 @@ async fn network_policies_with_kubectl() {
     let bad_except = POLICY
         .replace("name: db-allow", "name: bad")
         .replace("- 172.17.1.0/24", "- 10.1.0.0/16");
-    let err = stdin_err(&s, &["apply", "-f", "-"], &bad_except);
+    let err = s.kubectl_stdin_err(&["apply", "-f", "-"], &bad_except);
     assert!(
         err.contains("spec.ingress[0].from[2].ipBlock.except[0]")
             && err.contains("must be a strict subset of `cidr`")
@@ -188,7 +157,7 @@ async fn network_policies_with_kubectl() {
     let bad_port = POLICY
         .replace("name: db-allow", "name: bad")
         .replace("endPort: 5010", "endPort: 4000");
-    let err = stdin_err(&s, &["create", "-f", "-"], &bad_port);
+    let err = s.kubectl_stdin_err(&["create", "-f", "-"], &bad_port);
     assert!(
         err.contains("spec.ingress[0].ports[1].endPort")
             && err.contains("must be greater than or equal to `port`"),
@@ -198,7 +167,7 @@ async fn network_policies_with_kubectl() {
         "podSelector: {}",
         "podSelector: {}\n  policyTypes: [Sideways]",
     );
-    let err = stdin_err(&s, &["create", "-f", "-"], &bad_type);
+    let err = s.kubectl_stdin_err(&["create", "-f", "-"], &bad_type);
     assert!(
         err.contains("spec.policyTypes[0]") && err.contains("Unsupported value: \"Sideways\""),
         "{err}"

@@ -6,29 +6,13 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use bosun_testkit::TestServer;
+use bosun_testkit::{table_header, table_row, TestServer};
 
 fn seed(name: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/seed")
         .join(name);
     p.to_string_lossy().into_owned()
-}
-
-/// The header line of a kubectl table.
-fn header(out: &str) -> Vec<&str> {
-    out.lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect()
-}
-
-fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,12 +38,15 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
     }
 
     let rc = s.kubectl_ok(&["get", "rc"]);
-    assert_eq!(header(&rc), ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
-    assert_eq!(&row(&rc, "myweb")[..2], ["myweb", "5"]);
+    assert_eq!(
+        table_header(&rc),
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    );
+    assert_eq!(&table_row(&rc, "myweb")[..2], ["myweb", "5"]);
 
     let svc = s.kubectl_ok(&["get", "svc"]);
     assert_eq!(
-        header(&svc),
+        table_header(&svc),
         [
             "NAME",
             "TYPE",
@@ -69,34 +56,37 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
             "AGE"
         ]
     );
-    let myweb = row(&svc, "myweb");
+    let myweb = table_row(&svc, "myweb");
     assert_eq!(myweb[1], "NodePort");
     assert_eq!(myweb[4], "8080:30001/TCP");
     assert!(
         myweb[2].starts_with("10."),
         "cluster IP from 10.96.0.0/12: {svc}"
     );
-    assert_eq!(row(&svc, "kubernetes")[2], "10.96.0.1");
-    assert_eq!(row(&svc, "mysql")[4], "3306/TCP");
+    assert_eq!(table_row(&svc, "kubernetes")[2], "10.96.0.1");
+    assert_eq!(table_row(&svc, "mysql")[4], "3306/TCP");
 
     let pods = s.kubectl_ok(&["get", "pods"]);
     assert_eq!(
-        header(&pods),
+        table_header(&pods),
         ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     );
-    assert_eq!(&row(&pods, "myweb")[..4], ["myweb", "0/1", "Pending", "0"]);
+    assert_eq!(
+        &table_row(&pods, "myweb")[..4],
+        ["myweb", "0/1", "Pending", "0"]
+    );
     let wide = s.kubectl_ok(&["get", "pods", "-o", "wide"]);
     assert!(
-        header(&wide).contains(&"IP") && header(&wide).contains(&"NODE"),
+        table_header(&wide).contains(&"IP") && table_header(&wide).contains(&"NODE"),
         "{wide}"
     );
 
     let deploy = s.kubectl_ok(&["get", "deployments"]);
     assert_eq!(
-        header(&deploy),
+        table_header(&deploy),
         ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     );
-    assert_eq!(&row(&deploy, "frontend")[..2], ["frontend", "0/1"]);
+    assert_eq!(&table_row(&deploy, "frontend")[..2], ["frontend", "0/1"]);
     // The extensions/v1beta1 manifest is stored as apps/v1 with its selector kept.
     let sel = s.kubectl_ok(&[
         "get",
@@ -117,13 +107,13 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
 
     let rs = s.kubectl_ok(&["get", "rs"]);
     assert!(
-        rs.trim().is_empty() || header(&rs) == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        rs.trim().is_empty() || table_header(&rs) == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
         "{rs}"
     );
 
     let hpa = s.kubectl_ok(&["get", "hpa"]);
     assert_eq!(
-        header(&hpa),
+        table_header(&hpa),
         [
             "NAME",
             "REFERENCE",
@@ -141,7 +131,7 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
 
     let pv = s.kubectl_ok(&["get", "pv"]);
     assert_eq!(
-        &row(&pv, "pv0003")[..5],
+        &table_row(&pv, "pv0003")[..5],
         ["pv0003", "5Gi", "RWO", "Retain", "Pending"]
     );
 
@@ -153,10 +143,10 @@ async fn seed_manifests_create_and_read_back_with_the_seed_columns() {
         "kube-node-lease",
         "development",
     ] {
-        assert_eq!(row(&ns, n).get(1).copied(), Some("Active"), "{ns}");
+        assert_eq!(table_row(&ns, n).get(1).copied(), Some("Active"), "{ns}");
     }
     let dev = s.kubectl_ok(&["get", "pods", "--namespace=development"]);
-    assert_eq!(row(&dev, "busybox")[0], "busybox");
+    assert_eq!(table_row(&dev, "busybox")[0], "busybox");
 
     // Requests and limits are canonical and make the pod Burstable.
     let qos = s.kubectl_ok(&["get", "pod", "db", "-o", "jsonpath={.status.qosClass} {.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.memory}"]);

@@ -4,7 +4,7 @@
 //! (create and immutable fields on update), delete; and the DefaultStorageClass admission
 //! giving a claim without `storageClassName` the default class.
 
-use bosun_testkit::TestServer;
+use bosun_testkit::{table_header, table_row, TestServer};
 
 const FAST: &str = r#"apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -16,48 +16,13 @@ parameters:
 allowVolumeExpansion: false
 "#;
 
-fn header(out: &str) -> Vec<&str> {
-    out.lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect()
-}
-
-fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default()
-}
-
-fn stdin_ok(s: &TestServer, args: &[&str], input: &str) -> String {
-    let out = s.kubectl_stdin(args, input);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stdin_err(s: &TestServer, args: &[&str], input: &str) -> String {
-    let out = s.kubectl_stdin(args, input);
-    assert!(
-        !out.status.success(),
-        "kubectl {args:?} unexpectedly succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_classes_with_kubectl() {
     let s = TestServer::start().await.expect("server starts");
 
     let res = s.kubectl_ok(&["api-resources", "--api-group=storage.k8s.io"]);
     assert_eq!(
-        row(&res, "storageclasses"),
+        table_row(&res, "storageclasses"),
         [
             "storageclasses",
             "sc",
@@ -71,7 +36,7 @@ async fn storage_classes_with_kubectl() {
     // The bootstrap class, marked default.
     let table = s.kubectl_ok(&["get", "sc"]);
     assert_eq!(
-        header(&table),
+        table_header(&table),
         [
             "NAME",
             "PROVISIONER",
@@ -83,7 +48,7 @@ async fn storage_classes_with_kubectl() {
         "{table}"
     );
     assert_eq!(
-        &row(&table, "local-path")[..6],
+        &table_row(&table, "local-path")[..6],
         [
             "local-path",
             "(default)",
@@ -96,23 +61,22 @@ async fn storage_classes_with_kubectl() {
     );
 
     // apply creates, with upstream's defaults.
-    let out = stdin_ok(&s, &["apply", "-f", "-"], FAST);
+    let out = s.kubectl_stdin_ok(&["apply", "-f", "-"], FAST);
     assert_eq!(out.trim(), "storageclass.storage.k8s.io/fast created");
     let table = s.kubectl_ok(&["get", "storageclass", "fast"]);
     assert_eq!(
-        &row(&table, "fast")[..5],
+        &table_row(&table, "fast")[..5],
         ["fast", "example.com/fast", "Delete", "Immediate", "false"],
         "{table}"
     );
     // An allowed change (allowVolumeExpansion) is configured.
-    let out = stdin_ok(
-        &s,
+    let out = s.kubectl_stdin_ok(
         &["apply", "-f", "-"],
         &FAST.replace("allowVolumeExpansion: false", "allowVolumeExpansion: true"),
     );
     assert_eq!(out.trim(), "storageclass.storage.k8s.io/fast configured");
     let table = s.kubectl_ok(&["get", "sc", "fast"]);
-    assert_eq!(row(&table, "fast")[4], "true", "{table}");
+    assert_eq!(table_row(&table, "fast")[4], "true", "{table}");
 
     let desc = s.kubectl_ok(&["describe", "sc", "fast"]);
     for want in [
@@ -127,8 +91,7 @@ async fn storage_classes_with_kubectl() {
     }
 
     // Invalid: 422 naming the field.
-    let err = stdin_err(
-        &s,
+    let err = s.kubectl_stdin_err(
         &["create", "-f", "-"],
         &FAST
             .replace("name: fast", "name: bad")
@@ -138,8 +101,7 @@ async fn storage_classes_with_kubectl() {
         err.contains("is invalid") && err.contains("provisioner: Required value"),
         "{err}"
     );
-    let err = stdin_err(
-        &s,
+    let err = s.kubectl_stdin_err(
         &["create", "-f", "-"],
         &format!(
             "{}reclaimPolicy: Recycle\n",
@@ -150,8 +112,7 @@ async fn storage_classes_with_kubectl() {
         err.contains("reclaimPolicy: Unsupported value: \"Recycle\""),
         "{err}"
     );
-    let err = stdin_err(
-        &s,
+    let err = s.kubectl_stdin_err(
         &["apply", "-f", "-"],
         &format!("{FAST}volumeBindingMode: WaitForFirstConsumer\n"),
     );
@@ -161,8 +122,7 @@ async fn storage_classes_with_kubectl() {
         ),
         "{err}"
     );
-    let err = stdin_err(
-        &s,
+    let err = s.kubectl_stdin_err(
         &["apply", "-f", "-"],
         &FAST.replace("tier: gold", "tier: silver"),
     );
@@ -177,14 +137,12 @@ async fn storage_classes_with_kubectl() {
             "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n{class}"
         )
     };
-    stdin_ok(&s, &["create", "-f", "-"], &claim("c1", ""));
-    stdin_ok(
-        &s,
+    s.kubectl_stdin_ok(&["create", "-f", "-"], &claim("c1", ""));
+    s.kubectl_stdin_ok(
         &["create", "-f", "-"],
         &claim("c2", "  storageClassName: \"\"\n"),
     );
-    stdin_ok(
-        &s,
+    s.kubectl_stdin_ok(
         &["create", "-f", "-"],
         &claim("c3", "  storageClassName: fast\n"),
     );
