@@ -1,6 +1,7 @@
 //! End to end with the real kubectl through the API server to the kubelet: `exec` (exit
 //! codes, stdin, tty with resize, the container's namespaces), `cp` both ways, `attach` and
-//! `port-forward`. Root required (fails, never skips, without it).
+//! `port-forward`; kube-rs's `Api::portforward` (the WebSocket channel protocol). Root
+//! required (fails, never skips, without it).
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -406,5 +407,80 @@ spec:
     }
     let _ = child.kill();
     let _ = child.wait();
+    c.shutdown().await;
+}
+
+/// One HTTP/1.0 GET of /index.html over a forwarded stream; the reply up to the pod's close.
+async fn get_index(mut s: tokio::io::DuplexStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
+        .await
+        .expect("write to the forwarded port");
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
+        .await
+        .expect("the pod answered and closed in time")
+        .expect("read the forwarded port");
+    text(&got)
+}
+
+/// kube-rs's `Api::portforward`: upstream's WebSocket channel protocol (`v4.channel.k8s.io`,
+/// ports in the query, channel 2i data and 2i+1 errors) through the API server to the
+/// kubelet, not kubectl's SPDY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_port_forward() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::Api;
+
+    let c = Cluster::start().await;
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  nodeName: NODE
+  containers:
+  - name: httpd
+    image: bosun.test/busybox:latest
+    command: [sh, -c, "mkdir -p /www; echo hello-from-pod > /www/index.html; exec httpd -f -p 8080 -h /www"]
+"#,
+    );
+    wait_ready(&c, "web", &["httpd"]).await;
+    let pods: Api<Pod> = Api::namespaced(c.client().await, "default");
+
+    for round in 0..2 {
+        let mut pf = pods.portforward("web", &[8080]).await.expect("portforward");
+        let s = pf.take_stream(8080).expect("stream for 8080");
+        let body = get_index(s).await;
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "round {round}: {body}");
+        assert!(body.contains("hello-from-pod"), "round {round}: {body}");
+    }
+
+    // Two ports on one WebSocket: one nothing listens on fails on its error channel, the
+    // other still answers.
+    let mut pf = pods
+        .portforward("web", &[9, 8080])
+        .await
+        .expect("portforward two ports");
+    let err = pf.take_error(9).expect("error future for 9");
+    let msg = tokio::time::timeout(Duration::from_secs(20), err)
+        .await
+        .expect("error in time")
+        .expect("an error message for port 9");
+    assert!(
+        msg.starts_with("error forwarding port 9 to pod web, uid ") && msg.contains("refused"),
+        "{msg}"
+    );
+    let body = get_index(pf.take_stream(8080).expect("stream for 8080")).await;
+    assert!(body.contains("hello-from-pod"), "{body}");
+
+    // A pod that does not exist is the API server's 404, before any upgrade.
+    let e = pods
+        .portforward("nope", &[8080])
+        .await
+        .err()
+        .expect("no such pod");
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 404), "{e:?}");
     c.shutdown().await;
 }

@@ -38,9 +38,14 @@ pub(crate) fn frame(channel: u8, data: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A message's channel and payload; `None` for an empty message (no channel byte).
+pub(crate) fn split(msg: &[u8]) -> Option<(u8, &[u8])> {
+    msg.split_first().map(|(&ch, data)| (ch, data))
+}
+
 /// Decodes one binary message; `v5` says whether CLOSE is understood.
 pub(crate) fn parse(msg: &[u8], v5: bool) -> Incoming<'_> {
-    let Some((&ch, data)) = msg.split_first() else {
+    let Some((ch, data)) = split(msg) else {
         return Incoming::Ignored;
     };
     match ch {

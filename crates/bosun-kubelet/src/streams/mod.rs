@@ -6,7 +6,8 @@
 //!   channel protocol of [`channel`] ([`exec`]);
 //! - `/portForward/{ns}/{pod}?ports=..`: SPDY/3.1 ([`spdy`]) tunnelled in WebSocket binary
 //!   messages (subprotocol `SPDY/3.1+portforward.k8s.io`, kubectl 1.31+), or over a plain
-//!   `SPDY/3.1` upgrade (older clients) ([`portforward`]).
+//!   `SPDY/3.1` upgrade (older clients), or upstream's WebSocket channel protocol
+//!   (`v4.channel.k8s.io`, kube-rs's `Api::portforward`) ([`portforward`]).
 //!
 //! Errors before the upgrade are Status bodies with their HTTP code, which the API server
 //! passes on and kubectl prints.

@@ -1,5 +1,7 @@
-//! `kubectl port-forward` on the kubelet side (upstream `pkg/kubelet/cri/streaming/portforward`,
-//! SPDY flavour): the client opens stream pairs over one SPDY/3.1 connection — an `error`
+//! `kubectl port-forward` on the kubelet side (upstream `pkg/kubelet/cri/streaming/portforward`),
+//! in both of upstream's flavours.
+//!
+//! SPDY (`httpstream.go`, what kubectl uses): the client opens stream pairs over one SPDY/3.1 connection — an `error`
 //! and a `data` stream with the same `requestid` and a `port` header — and every pair becomes
 //! a TCP connection to 127.0.0.1:port inside the pod's network namespace. Bytes are copied
 //! both ways; when the pod's side ends, both streams are closed (FIN), and a failure to
@@ -10,6 +12,13 @@
 //! `Upgrade: SPDY/3.1` (its fallback). The connection to the pod is made from a short-lived
 //! OS thread that `setns`-es into the network namespace of one of the pod's containers (so
 //! hostNetwork pods get the host's), never from a tokio worker.
+//!
+//! WebSocket channels (`websocket.go`, what kube-rs's `Api::portforward` uses; subprotocol
+//! `v4.channel.k8s.io`, or none): the ports come in the query (`port`, as the upstream API
+//! server passes them, or `ports`, comma-separated, as clients send them and our API server
+//! passes through); port i gets channel 2i for data and 2i+1 for errors, in [`channel`]'s
+//! framing, and the server's first message on each is the port (2 bytes, little-endian). One
+//! connection to the pod per port; the WebSocket closes once all of them have ended.
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -17,8 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocket;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -27,6 +37,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::channel;
 use super::spdy::{self, Codec, Frame};
 use super::{pod_entry, status_response};
 use crate::Ctx;
@@ -36,6 +47,9 @@ pub(crate) const PROTOCOL: &str = "portforward.k8s.io";
 /// The WebSocket subprotocol that carries it tunnelled (client-go's
 /// `WebsocketsSPDYTunnelingPrefix` + the protocol).
 pub(crate) const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The WebSocket subprotocol of the channel flavour (upstream's `v4BinaryWebsocketProtocol`;
+/// kube-rs offers v5 then v4, and upstream's port-forward knows only v4).
+pub(crate) const CHANNEL_PROTOCOL: &str = "v4.channel.k8s.io";
 /// How long a connection to the pod may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,6 +66,7 @@ struct Target {
 pub(crate) async fn port_forward(
     State(ctx): State<Arc<Ctx>>,
     Path((ns, pod)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     mut req: Request,
 ) -> Response {
@@ -78,12 +93,28 @@ pub(crate) async fn port_forward(
         netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
     };
     if let Ok(ws) = ws {
-        let ws = ws.protocols([TUNNEL_PROTOCOL]);
-        if ws.selected_protocol().is_none() {
-            return status_response(
-                StatusCode::BAD_REQUEST,
-                format!("port-forward over WebSocket needs subprotocol {TUNNEL_PROTOCOL}"),
-            );
+        let offered = req.headers().contains_key("sec-websocket-protocol");
+        let ws = ws.protocols([TUNNEL_PROTOCOL, CHANNEL_PROTOCOL]);
+        let tunnel = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
+            Some(TUNNEL_PROTOCOL) => true,
+            Some(_) => false,
+            // Upstream's channel flavour also serves a client that names no subprotocol.
+            None if !offered => false,
+            None => {
+                return status_response(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "port-forward over WebSocket needs subprotocol {TUNNEL_PROTOCOL} or {CHANNEL_PROTOCOL}"
+                    ),
+                )
+            }
+        };
+        if !tunnel {
+            let ports = match query_ports(&q) {
+                Ok(p) => p,
+                Err(e) => return status_response(StatusCode::BAD_REQUEST, e),
+            };
+            return ws.on_upgrade(move |socket| channel_session(socket, ports, target));
         }
         return ws.on_upgrade(move |socket| async move {
             let (mut sink, mut stream) = socket.split();
@@ -164,10 +195,125 @@ pub(crate) async fn port_forward(
     resp
 }
 
-/// What a pair's task receives from the client's data stream.
+/// What a forwarded connection receives from the client.
 enum ToPod {
     Data(Bytes),
     Fin,
+}
+
+/// What a forwarded connection sends toward the client.
+enum FromPod {
+    Data(Bytes),
+    /// The connection failed (upstream's message); nothing follows.
+    Error(String),
+}
+
+/// The ports of a channel-flavour request: every `port` and `ports` value, comma-separated
+/// (upstream `parsePorts`), at most 128 (two channel bytes each).
+fn query_ports(q: &[(String, String)]) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for (k, v) in q.iter().filter(|(k, _)| k == "port" || k == "ports") {
+        if v.is_empty() {
+            return Err(format!("query parameter \"{k}\" cannot be empty"));
+        }
+        for p in v.split(',') {
+            let port: u16 = p
+                .trim()
+                .parse()
+                .map_err(|e| format!("unable to parse \"{p}\" as a port: {e}"))?;
+            if port == 0 {
+                return Err(format!("port \"{p}\" must be > 0"));
+            }
+            ports.push(port);
+        }
+    }
+    if ports.is_empty() {
+        return Err("query parameter \"port\" is required".to_string());
+    }
+    if ports.len() > 128 {
+        return Err(format!("too many ports: {} (at most 128)", ports.len()));
+    }
+    Ok(ports)
+}
+
+/// One channel-flavour WebSocket: announces each port on its two channels, connects to
+/// each, relays data channels both ways and a failure on the error channel; closes the
+/// WebSocket when every connection has ended, drops them when the client goes away.
+async fn channel_session(socket: WebSocket, ports: Vec<u16>, target: Target) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(b) = out_rx.recv().await {
+            if sink.send(Message::Binary(b)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut to_pod = Vec::with_capacity(ports.len());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, port) in ports.into_iter().enumerate() {
+        // query_ports allows at most 128 ports, so 2i+1 fits a byte.
+        let Ok(data_ch) = u8::try_from(2 * i) else {
+            break;
+        };
+        let error_ch = data_ch + 1;
+        for ch in [data_ch, error_ch] {
+            let hello = Bytes::from(channel::frame(ch, &port.to_le_bytes()));
+            if out_tx.send(hello).await.is_err() {
+                return;
+            }
+        }
+        let (tx, rx) = mpsc::channel(64);
+        to_pod.push(tx);
+        let (from_pod_tx, mut from_pod) = mpsc::channel::<FromPod>(64);
+        let out = out_tx.clone();
+        let target = target.clone();
+        tasks.spawn(async move {
+            let relay = async move {
+                while let Some(m) = from_pod.recv().await {
+                    let b = match m {
+                        FromPod::Data(d) => channel::frame(data_ch, &d),
+                        FromPod::Error(e) => channel::frame(error_ch, e.as_bytes()),
+                    };
+                    if out.send(Bytes::from(b)).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::join!(forward(target, Some(port), rx, from_pod_tx), relay);
+        });
+    }
+    drop(out_tx);
+    loop {
+        tokio::select! {
+            m = stream.next() => {
+                let b = match m {
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(_)) => continue,
+                };
+                // Odd (error) channels carry nothing from the client; unknown ones are ignored.
+                let Some((ch, data)) = channel::split(&b) else { continue };
+                if ch % 2 != 0 || data.is_empty() {
+                    continue;
+                }
+                if let Some(tx) = to_pod.get(usize::from(ch / 2)) {
+                    let _ = tx.send(ToPod::Data(Bytes::copy_from_slice(data))).await;
+                }
+            }
+            done = tasks.join_next() => {
+                if done.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    // The client is gone or every connection ended: drop what is left, then close.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    drop(to_pod);
+    let _ = writer.await;
 }
 
 /// A stream pair being assembled (upstream waits for both halves).
@@ -229,7 +375,7 @@ async fn session(mut input: mpsc::Receiver<Bytes>, output: mpsc::Sender<Bytes>, 
                                 pairs.remove(&request);
                                 let (tx, rx) = mpsc::channel(64);
                                 to_pod.insert(data, tx);
-                                tasks.spawn(forward(target.clone(), port, error, data, rx, frames_tx.clone()));
+                                tasks.spawn(spdy_pair(target.clone(), port, error, data, rx, frames_tx.clone()));
                             }
                         }
                         Frame::Data { stream_id, fin, data } => {
@@ -272,13 +418,14 @@ async fn session(mut input: mpsc::Receiver<Bytes>, output: mpsc::Sender<Bytes>, 
     }
 }
 
-/// One stream pair: connect to the port in the pod and copy until the pod's side ends.
-async fn forward(
+/// One SPDY stream pair: [`forward`], its data on the data stream, a failure on the error
+/// stream (closing it), then FIN on whatever is still open.
+async fn spdy_pair(
     target: Target,
     port: Option<u16>,
     error_stream: u32,
     data_stream: u32,
-    mut from_client: mpsc::Receiver<ToPod>,
+    from_client: mpsc::Receiver<ToPod>,
     frames: mpsc::Sender<Frame>,
 ) {
     let fin = |stream_id| Frame::Data {
@@ -286,6 +433,45 @@ async fn forward(
         fin: true,
         data: Bytes::new(),
     };
+    let (tx, mut from_pod) = mpsc::channel::<FromPod>(64);
+    let relay = async move {
+        let mut error_open = true;
+        while let Some(m) = from_pod.recv().await {
+            let f = match m {
+                FromPod::Data(data) => Frame::Data {
+                    stream_id: data_stream,
+                    fin: false,
+                    data,
+                },
+                FromPod::Error(msg) => {
+                    error_open = false;
+                    Frame::Data {
+                        stream_id: error_stream,
+                        fin: true,
+                        data: Bytes::from(msg),
+                    }
+                }
+            };
+            if frames.send(f).await.is_err() {
+                return;
+            }
+        }
+        let _ = frames.send(fin(data_stream)).await;
+        if error_open {
+            let _ = frames.send(fin(error_stream)).await;
+        }
+    };
+    tokio::join!(forward(target, port, from_client, tx), relay);
+}
+
+/// One forwarded connection: connect to the port in the pod and copy until the pod's side
+/// ends (or the client's side goes away); a failure to connect is reported, not returned.
+async fn forward(
+    target: Target,
+    port: Option<u16>,
+    mut from_client: mpsc::Receiver<ToPod>,
+    to_client: mpsc::Sender<FromPod>,
+) {
     let conn = match port {
         Some(p) if p > 0 => dial(&target, p).await,
         _ => Err("invalid port".to_string()),
@@ -299,14 +485,7 @@ async fn forward(
                 target.pod,
                 target.uid
             );
-            let _ = frames
-                .send(Frame::Data {
-                    stream_id: error_stream,
-                    fin: true,
-                    data: Bytes::from(msg),
-                })
-                .await;
-            let _ = frames.send(fin(data_stream)).await;
+            let _ = to_client.send(FromPod::Error(msg)).await;
             return;
         }
     };
@@ -332,12 +511,8 @@ async fn forward(
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let f = Frame::Data {
-                        stream_id: data_stream,
-                        fin: false,
-                        data: Bytes::copy_from_slice(&buf[..n]),
-                    };
-                    if frames.send(f).await.is_err() {
+                    let d = FromPod::Data(Bytes::copy_from_slice(&buf[..n]));
+                    if to_client.send(d).await.is_err() {
                         return;
                     }
                 }
@@ -348,8 +523,6 @@ async fn forward(
         () = to_pod => {}
         () = from_pod => {}
     }
-    let _ = frames.send(fin(data_stream)).await;
-    let _ = frames.send(fin(error_stream)).await;
 }
 
 /// Connects to 127.0.0.1:`port` inside the target's network namespace.
@@ -381,6 +554,33 @@ async fn dial(target: &Target, port: u16) -> Result<tokio::net::TcpStream, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn ports_from_the_query() {
+        // kube-rs's `ports=80,1234`; upstream API server's repeated `port`.
+        assert_eq!(query_ports(&q(&[("ports", "80,1234")])), Ok(vec![80, 1234]));
+        assert_eq!(
+            query_ports(&q(&[("port", "80"), ("port", "81")])),
+            Ok(vec![80, 81])
+        );
+        assert!(query_ports(&q(&[])).unwrap_err().contains("required"));
+        assert!(query_ports(&q(&[("ports", "")])).is_err());
+        assert!(query_ports(&q(&[("ports", "0")])).is_err());
+        assert!(query_ports(&q(&[("ports", "70000")])).is_err());
+        assert!(query_ports(&q(&[("ports", "http")])).is_err());
+        let many = (1..=129)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(query_ports(&q(&[("ports", &many)])).is_err());
+    }
 
     fn headers(kind: &str, port: u16, request: &str) -> spdy::Headers {
         vec![
