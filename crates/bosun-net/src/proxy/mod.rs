@@ -1,8 +1,6 @@
-//! The service proxy: ClusterIP and NodePort through one nftables table (as upstream
-//! kube-proxy's nftables mode), written whole in one transaction at the first sync and after
-//! a failure, and after that only where Services or EndpointSlices changed (the chains of
-//! changed service ports, map elements by difference, stale chains and sets deleted), also
-//! in one transaction. Established connections keep their conntrack NAT across rewrites.
+//! The service proxy: ClusterIP and NodePort through one nftables table, rewritten whole in
+//! one transaction whenever Services or EndpointSlices change (as upstream kube-proxy's
+//! nftables mode). Established connections keep their conntrack NAT across rewrites.
 pub mod model;
 pub mod rules;
 
@@ -76,8 +74,7 @@ impl Proxier {
     }
 
     /// Generates and applies the ruleset for these objects. The first sync (and any after a
-    /// failure) replaces the table whole; later ones write only what changed (and keep
-    /// session-affinity state).
+    /// failure) replaces the table whole; later ones keep session-affinity state.
     pub async fn sync(
         &mut self,
         services: &[impl Borrow<Service>],
@@ -106,13 +103,9 @@ impl Proxier {
             return Ok(());
         }
         let text = match &self.applied {
-            Some(prev) if prev.base == rs.base => rs.partial(prev),
-            _ => rs.full(),
+            Some(prev) => rs.incremental(prev),
+            None => rs.full(),
         };
-        if text.is_empty() {
-            self.applied = Some(rs);
-            return Ok(());
-        }
         match self.nft.apply(&text).await {
             Ok(()) => {
                 self.applied = Some(rs);

@@ -1,6 +1,4 @@
 //! Golden tests of ruleset generation.
-use std::collections::BTreeSet;
-
 use super::*;
 use serde_json::json;
 
@@ -158,84 +156,4 @@ fn single_endpoint_is_a_plain_goto_and_many_use_numgen() {
         "add element ip bosun no-endpoint-services { 10.96.0.40 . tcp . 80 : goto reject-chain }"
     ));
     assert!(!rs.body.contains("headless"));
-}
-
-#[test]
-fn partial_sync_writes_only_what_changed() {
-    let (s, mut e) = fixture();
-    let before = generate(&service_ports(&s, &e, "n1"), &cfg());
-    assert_eq!(
-        before.partial(&before),
-        "",
-        "nothing changed, nothing to write"
-    );
-    // The whole body is the base plus every unit: no service port is left out of a unit.
-    let unit_chains: BTreeSet<String> = before
-        .units
-        .values()
-        .flat_map(|u| u.chains.iter().cloned())
-        .collect();
-    assert!(unit_chains.is_subset(&before.chains));
-    assert_eq!(before.units.len(), 5, "{:?}", before.units.keys());
-
-    // web's endpoint 10.244.2.2 goes away: web's http and dns chains are rewritten, the
-    // endpoint's chains deleted; sticky and local are not mentioned.
-    e[0] = serde_json::from_value(json!({
-        "metadata": {"namespace": "default", "name": "web-1",
-            "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
-                  {"name": "dns", "port": 5353, "protocol": "UDP"}],
-        "endpoints": [{"addresses": ["10.244.1.2"], "conditions": {"ready": true}, "nodeName": "n1"}]
-    }))
-    .unwrap();
-    let after = generate(&service_ports(&s, &e, "n1"), &cfg());
-    assert_eq!(after.base, before.base);
-    let text = after.partial(&before);
-    let web = rules::hash8("default/web/tcp/http");
-    assert!(text.contains(&format!(
-        "flush chain ip bosun service-{web}-default/web/tcp/http\n"
-    )));
-    assert!(text.contains(&format!(
-        "add rule ip bosun service-{web}-default/web/tcp/http goto endpoint-"
-    )));
-    assert!(text.contains(
-        "delete chain ip bosun endpoint-QKDEJ4CM-default/web/tcp/http__10.244.2.2/8080\n"
-    ));
-    let flush = text.find("flush chain ip bosun endpoint-QKDEJ4CM").unwrap();
-    let delete = text
-        .find("delete chain ip bosun endpoint-QKDEJ4CM")
-        .unwrap();
-    assert!(flush < delete);
-    assert!(!text.contains("sticky"), "{text}");
-    assert!(!text.contains("kube-system"), "{text}");
-    assert!(!text.contains("element"), "no map element changed: {text}");
-
-    // sticky removed, a new Service added: its elements and chains come and go.
-    let mut s2: Vec<Service> = s
-        .iter()
-        .filter(|x| x.metadata.name.as_deref() != Some("sticky"))
-        .cloned()
-        .collect();
-    s2.push(svc(json!({
-        "metadata": {"namespace": "default", "name": "new"},
-        "spec": {"clusterIP": "10.96.0.60", "ports": [{"port": 81}]}
-    })));
-    let third = generate(&service_ports(&s2, &e, "n1"), &cfg());
-    let text = third.partial(&after);
-    assert!(
-        text.contains("delete element ip bosun service-ips { 10.96.0.30 . tcp . 8080 }\n"),
-        "{text}"
-    );
-    assert!(text.contains("add element ip bosun no-endpoint-services { 10.96.0.60 . tcp . 81 : goto reject-chain }\n"), "{text}");
-    assert!(text.contains("delete set ip bosun affinity-"), "{text}");
-    let sticky = rules::hash8("default/sticky/tcp/p8080");
-    assert!(text.contains(&format!(
-        "delete chain ip bosun service-{sticky}-default/sticky/tcp/p8080\n"
-    )));
-    assert!(!text.contains("default/web/"), "{text}");
-    // An element whose value changes is deleted before it is added again.
-    let del = text.find("delete element").unwrap();
-    let add = text.find("add element").unwrap();
-    assert!(del < add);
 }
