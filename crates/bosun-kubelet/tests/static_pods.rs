@@ -21,7 +21,7 @@ async fn manifest_files_run_as_static_pods_with_mirrors() {
     .await;
     std::fs::write(
         dir.join("web.yaml"),
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {tier: static}\nspec:\n  containers:\n  - name: main\n    image: bosun.test/busybox:latest\n    command: [sh, -c, \"echo static pod up; sleep 3600\"]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {tier: static}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: bosun.test/busybox:latest\n    command: [sh, -c, \"echo static pod up; sleep 3600\"]\n",
     )
     .unwrap();
     let mirror = format!("web-{}", c.node);
