@@ -16,6 +16,7 @@ mod explain;
 mod get;
 mod jsonpath;
 mod manifest;
+mod portforward;
 mod printer;
 mod scaling;
 mod top;
@@ -239,6 +240,17 @@ pub enum Verb {
         /// The command, after `--`.
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Forward local ports to a pod, or to a pod of a service.
+    PortForward {
+        /// pod/NAME, NAME or svc/NAME.
+        target: String,
+        /// [LOCAL:]REMOTE, one or more (`:REMOTE` picks a free local port).
+        #[arg(required = true)]
+        ports: Vec<String>,
+        /// Addresses to listen on, comma-separated (IPs or localhost).
+        #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
+        address: Vec<String>,
     },
     /// Show CPU and memory use of pods or nodes (metrics.k8s.io).
     Top {
@@ -504,6 +516,21 @@ async fn dispatch(args: CtlArgs) -> Result<()> {
                     stdin,
                     tty,
                     command,
+                },
+            )
+            .await
+        }
+        Verb::PortForward {
+            target,
+            ports,
+            address,
+        } => {
+            portforward::port_forward(
+                &ctx,
+                portforward::PortForwardOpts {
+                    target,
+                    ports,
+                    addresses: address,
                 },
             )
             .await
