@@ -122,30 +122,6 @@ fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
 }
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
 fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     let exprs = term.match_expressions.as_deref().unwrap_or_default();
     let fields = term.match_fields.as_deref().unwrap_or_default();
@@ -156,10 +132,10 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     let name = node.metadata.name.as_deref();
     exprs
         .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        .all(|r| util::node_requirement_matches(r, labels.get(&r.key).map(String::as_str)))
         && fields
             .iter()
-            .all(|r| r.key == "metadata.name" && requirement_matches(r, name))
+            .all(|r| r.key == "metadata.name" && util::node_requirement_matches(r, name))
 }
 
 /// Whether the pod spec's nodeSelector, required node affinity and nodeName admit `node`.

@@ -38,9 +38,7 @@ use bosun_api::quantity::Quantity;
 use bosun_api::selector::LabelSelector;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Node, NodeSelectorRequirement, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -659,30 +657,6 @@ pub(crate) fn pick_node(claim_uid: &str, nodes: &[Arc<Node>]) -> Option<String> 
     ready.get(i).cloned()
 }
 
-fn requirement_admits(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
 /// Whether a volume's required node affinity admits the node (upstream
 /// `CheckNodeAffinity`); a volume without one is reachable from every node. The node's
 /// labels may be unknown yet: then only its name (and the hostname label, which carries it)
@@ -710,10 +684,12 @@ pub(crate) fn volume_admits_node(
         let exprs = t.match_expressions.as_deref().unwrap_or_default();
         let fields = t.match_fields.as_deref().unwrap_or_default();
         (!exprs.is_empty() || !fields.is_empty())
-            && exprs.iter().all(|r| requirement_admits(r, label(&r.key)))
+            && exprs
+                .iter()
+                .all(|r| util::node_requirement_matches(r, label(&r.key)))
             && fields
                 .iter()
-                .all(|r| r.key == "metadata.name" && requirement_admits(r, Some(node)))
+                .all(|r| r.key == "metadata.name" && util::node_requirement_matches(r, Some(node)))
     })
 }
 

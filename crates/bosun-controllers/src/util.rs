@@ -189,6 +189,35 @@ pub async fn run_workers<F, Fut>(
     while set.join_next().await.is_some() {}
 }
 
+/// Whether a node selector requirement admits a node whose label (or field) has `value`
+/// (upstream `NodeSelectorRequirementsAsSelector` semantics: `Gt`/`Lt` compare integers).
+pub(crate) fn node_requirement_matches(
+    r: &k8s_openapi::api::core::v1::NodeSelectorRequirement,
+    value: Option<&str>,
+) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
