@@ -7,7 +7,7 @@
 //! does in the real binary.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,25 +36,6 @@ fn main() {
         .expect("tokio runtime");
     rt.block_on(port_forward_pod_and_service());
     println!("test port_forward_pod_and_service ... ok");
-}
-
-/// Builds the test images once (scripts/build-test-images.sh) and returns busybox's archive.
-fn busybox_archive() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new("bash")
-        .arg(root.join("scripts/build-test-images.sh"))
-        .status()
-        .expect("run scripts/build-test-images.sh");
-    assert!(status.success(), "scripts/build-test-images.sh failed");
-    let dir = std::env::var_os("BOSUN_IMAGES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or("/root".into()))
-                .join(".cache/bosun/images")
-        });
-    let f = dir.join("busybox.oci.tar");
-    assert!(f.is_file(), "no busybox.oci.tar in {}", dir.display());
-    f
 }
 
 /// A client that authenticates as the agent does: the node join token, the cluster CA.
@@ -137,7 +118,7 @@ fn fetch(port: u16) -> String {
 async fn port_forward_pod_and_service() {
     let ts = TestServer::start().await.expect("start server");
     let data = tempfile::tempdir().expect("tempdir");
-    let archive = busybox_archive();
+    let archive = bosun_testkit::busybox_archive();
     bosun_runtime::image::ImageStore::open(data.path())
         .expect("image store")
         .import(&archive, None)

@@ -247,3 +247,26 @@ pub fn run_python(script: &str, args: &[&Path]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("running {} {}: {e}", python.display(), script.display()))
 }
+
+/// Builds the project's test images once per process (`scripts/build-test-images.sh`) and
+/// returns the OCI archive of busybox (`$BOSUN_IMAGES_DIR`, default `~/.cache/bosun/images`).
+pub fn busybox_archive() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    BUILD.call_once(|| {
+        let status = Command::new("bash")
+            .arg(root.join("scripts/build-test-images.sh"))
+            .status()
+            .expect("run scripts/build-test-images.sh");
+        assert!(status.success(), "scripts/build-test-images.sh failed");
+    });
+    let dir = std::env::var_os("BOSUN_IMAGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or("/root".into()))
+                .join(".cache/bosun/images")
+        });
+    let f = dir.join("busybox.oci.tar");
+    assert!(f.is_file(), "no busybox.oci.tar in {}", dir.display());
+    f
+}

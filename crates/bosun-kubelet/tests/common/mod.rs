@@ -2,8 +2,6 @@
 //! over a temporary data dir with the busybox test image imported, wait helpers.
 #![allow(dead_code)]
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use bosun_kubelet::KubeletConfig;
@@ -23,27 +21,7 @@ pub fn require_root() {
     );
 }
 
-/// Builds the test images once and returns the OCI archive of busybox.
-pub fn busybox_archive() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    BUILD.call_once(|| {
-        let status = Command::new("bash")
-            .arg(root.join("scripts/build-test-images.sh"))
-            .status()
-            .expect("run scripts/build-test-images.sh");
-        assert!(status.success(), "scripts/build-test-images.sh failed");
-    });
-    let dir = std::env::var_os("BOSUN_IMAGES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or("/root".into()))
-                .join(".cache/bosun/images")
-        });
-    let f = dir.join("busybox.oci.tar");
-    assert!(f.is_file(), "no busybox.oci.tar in {}", dir.display());
-    f
-}
+pub use bosun_testkit::busybox_archive;
 
 /// A change to the agent's config.
 pub type Tweak = std::sync::Arc<dyn Fn(&mut KubeletConfig) + Send + Sync>;
