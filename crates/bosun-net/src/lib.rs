@@ -6,6 +6,7 @@
 //! namespaces they create, never touching the host's own routes or rules.
 #![deny(unsafe_code)]
 
+pub mod cleanup;
 pub mod dns;
 pub mod error;
 pub mod hostipam;

@@ -3,6 +3,7 @@
 
 mod allocator;
 mod bench;
+mod down;
 mod up;
 
 use std::net::IpAddr;
@@ -30,6 +31,9 @@ enum Command {
     /// A one-node cluster in one process: server, scheduler, controllers and this machine's
     /// agent (root).
     Up(up::UpArgs),
+    /// Stop what a stopped `bosun up`/`bosun agent` leaves on this machine: containers, their
+    /// mounts, and the network state (bridge, routes, nftables); keeps the data directory (root).
+    Down(down::DownArgs),
     /// A kubectl-compatible client: `bosun ctl get pods`, `bosun ctl apply -f FILE`, ...
     Ctl(bosun_ctl::CtlArgs),
     /// Print a shell completion script: `source <(bosun completion bash)`.
@@ -196,6 +200,10 @@ struct ServerArgs {
     /// (upstream `--node-monitor-grace-period`), e.g. `50s` or `2m`.
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// How often the HPA controller looks at each HorizontalPodAutoscaler (upstream
+    /// kube-controller-manager's `--horizontal-pod-autoscaler-sync-period`).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_sync_period: std::time::Duration,
     /// Seconds every pod tolerates a not-ready node before eviction.
     #[arg(long, default_value_t = 300)]
     default_not_ready_toleration_seconds: i64,
@@ -387,6 +395,7 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
         };
         opts.leader_election.enabled = args.leader_elect;
         opts.node_lifecycle.node_monitor_grace_period = args.node_monitor_grace_period;
+        opts.hpa.sync_period = args.horizontal_pod_autoscaler_sync_period;
         Some(tokio::spawn(async move {
             if let Err(e) = bosun_controllers::run(client, opts).await {
                 tracing::error!(error = %e, "the controllers stopped");
@@ -719,6 +728,13 @@ fn main() -> anyhow::Result<()> {
                 if let Err(e) = up::run(a).await {
                     // One line a newcomer can act on, not a backtrace of contexts.
                     eprintln!("bosun up: {e:#}");
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            Command::Down(a) => {
+                if let Err(e) = down::run(a).await {
+                    eprintln!("bosun down: {e:#}");
                     std::process::exit(1);
                 }
                 Ok(())

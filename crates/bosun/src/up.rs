@@ -194,38 +194,66 @@ async fn wait_ready(client: &kube::Client, node_name: &str) -> anyhow::Result<()
     }
 }
 
+/// What the preflight checks look at on the host: gathered once by [`Host::detect`], and
+/// made up in tests for each problem a newcomer can have.
+struct Host {
+    root: bool,
+    /// Where `nft` was found, if anywhere.
+    nft: Option<PathBuf>,
+    /// The text of /proc/filesystems.
+    filesystems: String,
+    /// The cgroup filesystem's mount point (/sys/fs/cgroup).
+    cgroup_root: PathBuf,
+}
+
+impl Host {
+    fn detect() -> Host {
+        Host {
+            root: bosun_kubelet::is_root(),
+            nft: find_program("nft"),
+            filesystems: std::fs::read_to_string("/proc/filesystems").unwrap_or_default(),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+        }
+    }
+}
+
 /// Checks, in the order a newcomer meets them, what would otherwise fail deep inside.
 fn preflight(args: &UpArgs, data_dir: &Path) -> Result<(), Preflight> {
-    if !bosun_kubelet::is_root() {
+    check_host(&Host::detect())?;
+    check_data_version(data_dir)?;
+    let bind = args.server.bind_address;
+    check_port(bind, args.server.secure_port, "--secure-port")?;
+    check_port(bind, args.kubelet_port, "--kubelet-port")
+}
+
+/// Root, nftables, overlayfs and cgroups: each missing one is one line saying what to do.
+fn check_host(host: &Host) -> Result<(), Preflight> {
+    if !host.root {
         return Err(Preflight(
             "bosun up needs root: it runs containers (mounts, namespaces, cgroups) and programs \
              the network; run it as root, e.g. `sudo bosun up`"
                 .into(),
         ));
     }
-    check_data_version(data_dir)?;
-    let bind = args.server.bind_address;
-    check_port(bind, args.server.secure_port, "--secure-port")?;
-    check_port(bind, args.kubelet_port, "--kubelet-port")?;
-    if find_program("nft").is_none() {
+    if host.nft.is_none() {
         return Err(Preflight(
             "nftables' `nft` command was not found (bosun programs Services with it): install it \
              with `apt-get install nftables` (or scripts/install-net.sh)"
                 .into(),
         ));
     }
-    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !has_overlay(&filesystems) {
+    if !has_overlay(&host.filesystems) {
         return Err(Preflight(
             "the kernel has no overlayfs (containers' root filesystems need it): load it with \
              `modprobe overlay`"
                 .into(),
         ));
     }
-    if let Some(missing) = missing_cgroups(Path::new("/sys/fs/cgroup")) {
+    if let Some(missing) = missing_cgroups(&host.cgroup_root) {
         return Err(Preflight(format!(
-            "cgroups are missing ({missing} not found under /sys/fs/cgroup): mount the cgroup \
-             filesystem (v2: `mount -t cgroup2 none /sys/fs/cgroup`) or enable the controller"
+            "cgroups are missing ({missing} not found under {}): mount the cgroup \
+             filesystem (v2: `mount -t cgroup2 none /sys/fs/cgroup`) or enable the controller",
+            host.cgroup_root.display()
         )));
     }
     Ok(())
@@ -351,6 +379,62 @@ mod tests {
         assert!(e.contains("--secure-port") && !e.contains('\n'), "{e}");
         drop(l);
         check_port("127.0.0.1".parse().unwrap(), port, "--secure-port").unwrap();
+    }
+
+    /// Every problem issue 6 names gets one line that says what is wrong and what to do.
+    #[test]
+    fn each_host_problem_is_one_line_with_a_remedy() {
+        let cg = tempfile::tempdir().unwrap();
+        for c in ["cpu", "memory", "pids"] {
+            std::fs::create_dir(cg.path().join(c)).unwrap();
+        }
+        let good = || Host {
+            root: true,
+            nft: Some(PathBuf::from("/usr/sbin/nft")),
+            filesystems: "nodev\tsysfs\nnodev\toverlay\n".into(),
+            cgroup_root: cg.path().to_path_buf(),
+        };
+        check_host(&good()).unwrap();
+        let no_cgroups = tempfile::tempdir().unwrap();
+        let cases: [(Host, &str, &str); 4] = [
+            (
+                Host {
+                    root: false,
+                    ..good()
+                },
+                "needs root",
+                "sudo bosun up",
+            ),
+            (
+                Host {
+                    nft: None,
+                    ..good()
+                },
+                "`nft` command was not found",
+                "apt-get install nftables",
+            ),
+            (
+                Host {
+                    filesystems: "nodev\tsysfs\n\text4\n".into(),
+                    ..good()
+                },
+                "no overlayfs",
+                "modprobe overlay",
+            ),
+            (
+                Host {
+                    cgroup_root: no_cgroups.path().to_path_buf(),
+                    ..good()
+                },
+                "cgroups are missing (cpu not found",
+                "mount -t cgroup2",
+            ),
+        ];
+        for (host, what, remedy) in cases {
+            let e = check_host(&host).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains(remedy), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

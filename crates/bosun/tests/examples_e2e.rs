@@ -3,51 +3,21 @@
 //! shows — the myweb RC's five ready replicas, the "Congratulations!!" page with the rows of
 //! the database stand-in on NodePort 30001, label selector queries, the PVC bound to
 //! pv0003, the liveness probe's events, the busybox pod in `development`, the frontend
-//! Deployment rolled to a new image and back. With `bosun ctl` also `exec` and the seed's
-//! `rolling-update` of the myweb RC. Traffic goes only to this machine's own node address.
+//! Deployment rolled to a new image and back, the php-apache HPA's TARGETS as a percentage
+//! and `top pod`. With kubectl (once, to keep the test short) the HPA scaling php-apache up
+//! under the load generator and back down without it. With `bosun ctl` also `exec` and the
+//! seed's `rolling-update` of the myweb RC. Traffic goes only to this machine's own node
+//! address and to the cluster's own pods.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BOSUN: &str = env!("CARGO_BIN_EXE_bosun");
+use std::io::{Read, Write};
+use std::time::Duration;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::Up;
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("BOSUN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun")
-        })
-}
-
-fn busybox_archive() -> PathBuf {
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/build-test-images.sh"))
-        .status()
-        .expect("running scripts/build-test-images.sh");
-    assert!(status.success(), "scripts/build-test-images.sh failed");
-    std::env::var_os("BOSUN_IMAGES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("images"))
-        .join("busybox.oci.tar")
-}
-
-fn kubectl_path() -> PathBuf {
-    let p = std::env::var_os("BOSUN_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("bin/kubectl"));
-    assert!(
-        p.exists(),
-        "kubectl not found at {}: run scripts/fetch-clients.sh",
-        p.display()
-    );
-    p
+fn repo_root() -> std::path::PathBuf {
+    bosun_testkit::repo_root()
 }
 
 /// Which command line client drives the walkthrough.
@@ -58,15 +28,14 @@ enum Cli {
 }
 
 struct Cluster {
-    child: Child,
-    kubeconfig: PathBuf,
+    up: Up,
 }
 
 impl Drop for Cluster {
     /// Containers outlive `bosun up` (by design): remove the workloads first, so a failed
     /// run leaves no containers behind, then stop it.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
+        if self.up.running() {
             for args in [
                 &[
                     "delete",
@@ -89,33 +58,16 @@ impl Drop for Cluster {
                 let _ = self.run(Cli::Kubectl, args);
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Dropping `up` kills it.
     }
 }
 
 impl Cluster {
     fn run(&self, cli: Cli, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = match cli {
-            Cli::Kubectl => Command::new(kubectl_path()),
-            Cli::BosunCtl => {
-                let mut c = Command::new(BOSUN);
-                c.arg("ctl");
-                c
-            }
-        };
-        let o = cmd
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running the client");
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        match cli {
+            Cli::Kubectl => common::kubectl(&self.up.kubeconfig, args, None),
+            Cli::BosunCtl => common::bosun_ctl(&self.up.kubeconfig, args, None),
+        }
     }
 
     fn ok(&self, cli: Cli, args: &[&str]) -> String {
@@ -133,15 +85,8 @@ impl Cluster {
     }
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("{what}: not within {secs} s");
+fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    common::wait_until(what, secs, Duration::from_millis(500), f)
 }
 
 /// `GET /` on the node's own address and the NodePort.
@@ -307,78 +252,108 @@ fn walkthrough(c: &Cluster, cli: Cli, node_ip: &str) {
         let i = images();
         !i.is_empty() && i.split_whitespace().all(|x| x == "bosun.test/frontend:v1")
     });
+
+    // The HPA reads php-apache's CPU from the metrics API (the kubelet's stats, sampled
+    // every 10 s): TARGETS turns from `<unknown>` into a percentage of the request.
+    let mut hpa = String::new();
+    wait_until("the HPA shows php-apache's CPU in TARGETS", 120, || {
+        hpa = c.run(cli, &["get", "hpa", "php-apache"]).1;
+        hpa_row(&hpa).is_some()
+    });
+    assert_eq!(
+        hpa.lines()
+            .next()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ]),
+        "{hpa}"
+    );
+    let top = c.ok(cli, &["top", "pod", "-l", "run=php-apache"]);
+    assert!(
+        top.starts_with("NAME") && top.contains("CPU(cores)") && top.contains("php-apache-"),
+        "{top}"
+    );
+}
+
+/// The php-apache row of `get hpa` when TARGETS is a percentage: (CPU %, replicas).
+fn hpa_row(table: &str) -> Option<(u32, u32)> {
+    let row: Vec<&str> = table.lines().nth(1)?.split_whitespace().collect();
+    let [name, reference, "cpu:", target, min, max, replicas, ..] = row[..] else {
+        return None;
+    };
+    if (name, reference, min, max) != ("php-apache", "Deployment/php-apache", "1", "10") {
+        return None;
+    }
+    let percent = target.strip_suffix("%/50%")?.parse().ok()?;
+    Some((percent, replicas.parse().ok()?))
+}
+
+/// The seed's autoscaler at work, as upstream's HPA walkthrough runs it: a load generator
+/// requests php-apache's page in a loop through the Service's DNS name, the HPA scales the
+/// Deployment up; without the load it scales back down to one replica once the manifest's
+/// 30 s scale-down stabilization window has passed.
+fn hpa_under_load(c: &Cluster, cli: Cli) {
+    let load = repo_root().join("examples/local/load");
+    let load = load.to_str().expect("path");
+    let out = c.ok(cli, &["apply", "-f", load]);
+    assert!(out.contains("pod/load-generator created"), "{out}");
+    let mut hpa = String::new();
+    wait_until("php-apache scaled up under load", 240, || {
+        hpa = c.run(cli, &["get", "hpa", "php-apache"]).1;
+        hpa_row(&hpa).is_some_and(|(_, replicas)| replicas > 1)
+    });
+    println!("under load:\n{hpa}");
+    let top = c.ok(cli, &["top", "pod", "-l", "run=php-apache"]);
+    println!("{top}");
+    assert!(top.lines().count() >= 3, "{top}");
+    c.ok(cli, &["delete", "-f", load, "--wait=true"]);
+    wait_until("php-apache scaled back down to 1 replica", 300, || {
+        hpa = c.run(cli, &["get", "hpa", "php-apache"]).1;
+        hpa_row(&hpa).is_some_and(|(_, replicas)| replicas == 1)
+    });
+    println!("without load:\n{hpa}");
+    wait_until("one php-apache pod left", 120, || {
+        c.field(
+            &["pods", "-l", "run=php-apache"],
+            "{.items[*].metadata.name}",
+        )
+        .split_whitespace()
+        .count()
+            == 1
+    });
+    let events = c.ok(
+        cli,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=php-apache",
+        ],
+    );
+    assert!(
+        events.contains("SuccessfulRescale")
+            && events.contains("above target")
+            && events.contains("All metrics below target"),
+        "{events}"
+    );
 }
 
 #[test]
 fn the_seed_walkthrough_with_kubectl_and_bosun_ctl() {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the examples test runs bosun up and must run as root, as CI does"
-    );
+    common::require_root("the examples test");
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let archive = busybox_archive();
-    for name in [
-        None,
-        Some("bosun.test/frontend:v1"),
-        Some("bosun.test/frontend:v2"),
-    ] {
-        let mut cmd = Command::new(BOSUN);
-        cmd.args(["image", "import", "--data-dir"])
-            .arg(data.join("agent"));
-        if let Some(n) = name {
-            cmd.args(["--name", n]);
-        }
-        let o = cmd.arg(&archive).output().expect("bosun image import");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new(BOSUN)
-        .arg("up")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--bind-address", "127.0.0.1", "--secure-port"])
-        .arg(port.to_string())
-        .args([
-            "--kubelet-port",
-            "0",
-            "--node-name",
-            "examples-e2e",
-            "--disable-image-pull",
-            "--eviction-hard",
-            "memory.available<1Mi,nodefs.available<1%",
-        ])
-        .env("BOSUN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting bosun up");
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let c = Cluster {
-        child,
-        kubeconfig: data.join("kubeconfig.yaml"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "bosun up not Ready in 60 s");
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            if l.starts_with("bosun is up") {
-                break;
-            }
-        }
-    }
+    common::import_busybox(&data, &["bosun.test/frontend:v1", "bosun.test/frontend:v2"]);
+    let mut up = Up::start(&data, common::free_port(), "examples-e2e", &[]);
+    up.wait_ready();
+    let c = Cluster { up };
     let node_ip = c.field(
         &["node", "examples-e2e"],
         "{.status.addresses[?(@.type==\"InternalIP\")].address}",
@@ -386,6 +361,8 @@ fn the_seed_walkthrough_with_kubectl_and_bosun_ctl() {
     assert!(!node_ip.is_empty(), "the node has no InternalIP");
 
     walkthrough(&c, Cli::Kubectl, &node_ip);
+    // Once, to keep the test short (it takes about two minutes).
+    hpa_under_load(&c, Cli::Kubectl);
     let dir = repo_root().join("examples/local");
     c.ok(
         Cli::Kubectl,

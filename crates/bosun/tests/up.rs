@@ -2,180 +2,17 @@
 //! free loopback port, waits for Ready, runs a pod from the imported busybox test image, stops
 //! on SIGTERM, starts again on the same data dir and finds the same pod running with the same
 //! container (containers outlive `bosun up`). Also the one-line errors for a taken port and a
-//! data directory in use.
+//! data directory in use, and `bosun down`: refused while `bosun up` runs; once it has stopped,
+//! it stops the pod's container and leaves no shim, mount or network state behind, and the
+//! next `bosun up` starts the pod again.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BOSUN: &str = env!("CARGO_BIN_EXE_bosun");
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root,
-        "the bosun up test must run as root (the agent mounts, unshares and writes cgroups); run \
-         it as root, as CI does"
-    );
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("BOSUN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bosun")
-        })
-}
-
-fn busybox_archive() -> PathBuf {
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/build-test-images.sh"))
-        .status()
-        .expect("running scripts/build-test-images.sh");
-    assert!(status.success(), "scripts/build-test-images.sh failed");
-    let dir = std::env::var_os("BOSUN_IMAGES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("images"));
-    dir.join("busybox.oci.tar")
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    let path = std::env::var_os("BOSUN_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("bin/kubectl"));
-    assert!(
-        path.exists(),
-        "kubectl not found at {}: run scripts/fetch-clients.sh",
-        path.display()
-    );
-    let mut child = Command::new(&path)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kubectl");
-    let mut si = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        si.write_all(s.as_bytes()).expect("writing kubectl's stdin");
-    }
-    drop(si);
-    let out = child.wait_with_output().expect("waiting for kubectl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A running `bosun up`; its stdout lines arrive on `lines`.
-struct Up {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Up {
-    fn start(data: &Path, port: u16) -> Up {
-        let mut child = Command::new(BOSUN)
-            .arg("up")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--bind-address", "127.0.0.1", "--secure-port"])
-            .arg(port.to_string())
-            .args([
-                "--kubelet-port",
-                "0",
-                "--node-ip",
-                "127.0.0.1",
-                "--node-name",
-                "up-test",
-                "--disable-image-pull",
-                // The shared disk is often nearly full: upstream's nodefs.available<10%
-                // would report DiskPressure and keep the test pod off the node.
-                "--eviction-hard",
-                "memory.available<1Mi,nodefs.available<1%",
-            ])
-            .env("BOSUN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting bosun up");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                println!("bosun up: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Up { child, lines }
-    }
-
-    /// Waits for the "bosun is up" line and returns the start→Ready figure it reports.
-    fn wait_ready(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with("bosun is up") => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!("bosun up exited before Ready: {st}");
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let st = self.child.wait();
-                    panic!("bosun up closed its output before Ready: {st:?}");
-                }
-            }
-        }
-        panic!("bosun up was not Ready in 60 s");
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        // SAFETY: kill with a pid of our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("waiting for bosun up") {
-                assert!(st.success(), "bosun up exited with {st} after SIGTERM");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bosun up did not stop within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{bosun_ctl, free_port, kubectl, Up, BOSUN};
 
 fn pod_field(kc: &Path, jsonpath: &str) -> String {
     let (_, out, _) = kubectl(
@@ -192,15 +29,8 @@ fn pod_field(kc: &Path, jsonpath: &str) -> String {
     out
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{what}: not within {secs} s");
+fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    common::wait_until(what, secs, Duration::from_millis(200), f)
 }
 
 const POD: &str = r#"
@@ -219,22 +49,12 @@ spec:
 
 #[test]
 fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
-    require_root();
+    common::require_root("the bosun up test");
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let import = Command::new(BOSUN)
-        .args(["image", "import", "--data-dir"])
-        .arg(data.join("agent"))
-        .arg(busybox_archive())
-        .output()
-        .expect("bosun image import");
-    assert!(
-        import.status.success(),
-        "bosun image import: {}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    common::import_busybox(&data, &[]);
     let port = free_port();
-    let mut up = Up::start(&data, port);
+    let mut up = Up::start(&data, port, "up-test", &[]);
     let ready = up.wait_ready();
     assert!(ready.contains("node up-test Ready in"), "{ready}");
     let kc = data.join("kubeconfig.yaml");
@@ -291,19 +111,9 @@ fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
 
     // The same through `bosun ctl`.
     let ctl = |args: &[&str]| {
-        let o = Command::new(BOSUN)
-            .arg("ctl")
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .args(args)
-            .output()
-            .expect("bosun ctl");
-        assert!(
-            o.status.success(),
-            "bosun ctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let (ok, out, err) = bosun_ctl(&kc, args, None);
+        assert!(ok, "bosun ctl {args:?}: {err}");
+        out
     };
     assert!(ctl(&["logs", "up-pod"]).contains("started"));
     let nodes = ctl(&["get", "nodes"]);
@@ -318,7 +128,7 @@ fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
 
     up.stop();
 
-    let mut up = Up::start(&data, port);
+    let mut up = Up::start(&data, port, "up-test", &[]);
     up.wait_ready();
     let (ok, nodes, err) = kubectl(&kc, &["get", "nodes"], None);
     assert!(
@@ -338,8 +148,64 @@ fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
         "0"
     );
 
-    // Leave nothing running: delete the pod through the cluster, then stop.
+    // `bosun down` while `bosun up` runs: refused in one line, nothing touched.
+    let (ok, out, err) = common::bosun_down(&data);
+    assert!(
+        !ok && err.trim().starts_with("bosun down: ")
+            && err.contains("is in use by a running bosun")
+            && err.trim().lines().count() == 1,
+        "{out}{err}"
+    );
+    assert_eq!(
+        pod_field(&kc, "{.status.containerStatuses[0].ready}"),
+        "true"
+    );
+
+    // Stopped with the pod running: its container and shim outlive `bosun up`, then
+    // `bosun down` stops them and removes the host state.
+    up.stop();
+    assert!(
+        !common::processes_naming(&data).is_empty(),
+        "the pod's shim should outlive bosun up"
+    );
+    down_leaves_nothing(&data);
+
+    // The cluster's state is kept: the next `bosun up` starts the pod again (a new
+    // container, as after a reboot).
+    let mut up = Up::start(&data, port, "up-test", &[]);
+    up.wait_ready();
+    wait_until("up-pod running again after bosun down", 60, || {
+        pod_field(&kc, "{.status.phase}/{.status.containerStatuses[0].ready}") == "Running/true"
+    });
+    assert_ne!(
+        pod_field(&kc, "{.status.containerStatuses[0].containerID}"),
+        container
+    );
     let (ok, _, err) = kubectl(&kc, &["delete", "pod", "up-pod", "--timeout=60s"], None);
     assert!(ok, "kubectl delete: {err}");
     up.stop();
+    down_leaves_nothing(&data);
+    // Nothing left to do: a second run succeeds and removes nothing.
+    let (ok, out, err) = common::bosun_down(&data);
+    assert!(
+        ok && out.contains("bosun down: 0 containers stopped, 0 mounts unmounted, 0 network"),
+        "{out}{err}"
+    );
+}
+
+/// Runs `bosun down` on a stopped cluster and checks that no process, mount or network
+/// state of it is left.
+fn down_leaves_nothing(data: &Path) {
+    let (ok, out, err) = common::bosun_down(data);
+    assert!(ok, "bosun down failed:\n{out}{err}");
+    println!("bosun down:\n{out}");
+    let procs = common::processes_naming(data);
+    assert!(procs.is_empty(), "left running after bosun down: {procs:?}");
+    let mounts = common::mounts_under(data);
+    assert!(
+        mounts.is_empty(),
+        "left mounted after bosun down: {mounts:?}"
+    );
+    let net = common::host_network_state();
+    assert!(net.is_empty(), "left after bosun down: {net:?}");
 }
