@@ -411,8 +411,18 @@ async fn wait_for_cleanup(ctx: &Arc<Ctx>, namespace: &str, name: &str) {
     tracing::warn!(pod = %name, %namespace, "the evicted pod's containers did not stop in time");
 }
 
-/// An event about this Node (as the kubelet's `nodeRef` events).
+/// A warning event about this Node (as the kubelet's `nodeRef` events).
 fn node_event(ctx: &Arc<Ctx>, reason: &'static str, message: String) {
+    node_event_of_type(ctx, "Warning", reason, message)
+}
+
+/// An event of type `ty` (Normal or Warning) about this Node.
+pub(crate) fn node_event_of_type(
+    ctx: &Arc<Ctx>,
+    ty: &'static str,
+    reason: &'static str,
+    message: String,
+) {
     let now = Utc::now();
     let ts = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let node = ctx.cfg.node_name.clone();
@@ -420,7 +430,7 @@ fn node_event(ctx: &Arc<Ctx>, reason: &'static str, message: String) {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": format!("{node}.{:x}", now.timestamp_nanos_opt().unwrap_or_default()), "namespace": "default"},
         "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node},
-        "reason": reason, "message": message, "type": "Warning",
+        "reason": reason, "message": message, "type": ty,
         "source": {"component": "kubelet", "host": node},
         "reportingComponent": "kubelet", "reportingInstance": node,
         "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,

@@ -15,12 +15,16 @@ pub mod error;
 mod events;
 pub mod eviction;
 mod hooks;
+pub mod imagegc;
+pub mod logrotate;
 pub mod logs;
 pub mod network;
 pub mod node;
+mod podcgroup;
 mod pods;
 mod probe;
 mod provisioner;
+mod pull_secrets;
 mod server;
 pub mod static_pods;
 pub mod stats;
@@ -93,6 +97,12 @@ pub struct KubeletConfig {
     /// The pod network, service proxy and cluster DNS (`bosun agent` turns them on); `None`
     /// leaves pods without a pod IP, as in-process tests sharing one network namespace want.
     pub network: Option<network::NetworkConfig>,
+    /// Container log rotation (`--container-log-max-size` 10Mi, `--container-log-max-files`
+    /// 5, checked every 10 s); a max size of 0 turns it off.
+    pub log_rotation: logrotate::LogRotation,
+    /// Image GC under disk pressure (`--image-gc-high-threshold` 85,
+    /// `--image-gc-low-threshold` 80, minimum age 2 min, checked every 5 min).
+    pub image_gc: imagegc::ImageGcPolicy,
 }
 
 impl KubeletConfig {
@@ -125,6 +135,8 @@ impl KubeletConfig {
             pod_manifest_path: None,
             eviction_pressure_transition_period: eviction::PRESSURE_TRANSITION_PERIOD,
             network: None,
+            log_rotation: logrotate::LogRotation::default(),
+            image_gc: imagegc::ImageGcPolicy::default(),
         }
     }
 
@@ -212,6 +224,8 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
     tasks.spawn(node::heartbeat_loop(ctx.clone()));
     tasks.spawn(stats::run(ctx.clone()));
     tasks.spawn(eviction::run(ctx.clone()));
+    tasks.spawn(logrotate::run(ctx.clone()));
+    tasks.spawn(imagegc::run(ctx.clone()));
     let tls = server::tls_config(&ctx)?;
     tasks.spawn(server::serve(ctx.clone(), listener, tls));
     if let Some(net) = ctx.net.clone() {

@@ -185,6 +185,10 @@ async fn container_logs(
     let rt = ctx.runtime.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     tokio::spawn(async move {
+        // The open log and how far it was read. A rotation renames the file and the shim
+        // starts a new one at the path: once the old one is read to its end, follow
+        // continues in the new one from its start.
+        let mut cur: Option<(std::fs::File, u64)> = None;
         let mut offset = 0u64;
         let mut pending = String::new();
         let mut first = true;
@@ -197,31 +201,9 @@ async fn container_logs(
                 )
             });
             let p = path.clone();
-            let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
-                let mut f = match std::fs::File::open(&p) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok((String::new(), offset))
-                    }
-                    Err(e) => return Err(e),
-                };
-                f.seek(SeekFrom::Start(offset))?;
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)?;
-                // Only whole records: a record being written stays for the next read.
-                let end = buf
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map(|i| i + 1)
-                    .unwrap_or(0);
-                buf.truncate(end);
-                Ok((
-                    String::from_utf8_lossy(&buf).into_owned(),
-                    offset + end as u64,
-                ))
-            })
-            .await;
-            let (text, next) = match chunk {
+            let open = cur.take();
+            let chunk = tokio::task::spawn_blocking(move || read_log_chunk(&p, open, offset)).await;
+            let (text, next, open) = match chunk {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     let _ = tx.send(Err(e)).await;
@@ -230,6 +212,7 @@ async fn container_logs(
                 Err(_) => return,
             };
             offset = next;
+            cur = open;
             let mut lines = logs::render(&text, &opts, &mut pending);
             if first {
                 lines = logs::tail(lines, opts.tail_lines);
@@ -265,4 +248,64 @@ async fn container_logs(
                 "building the response".into(),
             )
         })
+}
+
+/// Reads the whole records after `offset` of the open log `cur` (opened from `path` when
+/// `None`); when there is nothing new and `path` is now another file (rotated), switches to
+/// it from its start. Returns the text, the new offset and the open file.
+#[allow(clippy::type_complexity)]
+fn read_log_chunk(
+    path: &std::path::Path,
+    cur: Option<(std::fs::File, u64)>,
+    offset: u64,
+) -> std::io::Result<(String, u64, Option<(std::fs::File, u64)>)> {
+    use std::os::unix::fs::MetadataExt;
+    let open = |p: &std::path::Path| -> std::io::Result<Option<(std::fs::File, u64)>> {
+        match std::fs::File::open(p) {
+            Ok(f) => {
+                let ino = f.metadata()?.ino();
+                Ok(Some((f, ino)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let read = |f: &mut std::fs::File, offset: u64| -> std::io::Result<(String, u64)> {
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        // Only whole records: a record being written stays for the next read.
+        let end = buf
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        buf.truncate(end);
+        Ok((
+            String::from_utf8_lossy(&buf).into_owned(),
+            offset + end as u64,
+        ))
+    };
+    let (mut cur, offset) = match cur {
+        Some(c) => (Some(c), offset),
+        None => (open(path)?, 0),
+    };
+    let Some((f, ino)) = cur.as_mut() else {
+        return Ok((String::new(), 0, None));
+    };
+    let (text, next) = read(f, offset)?;
+    if !text.is_empty() {
+        return Ok((text, next, cur));
+    }
+    let rotated = std::fs::metadata(path).is_ok_and(|m| m.ino() != *ino);
+    if !rotated {
+        return Ok((text, next, cur));
+    }
+    match open(path)? {
+        Some((mut f, ino)) => {
+            let (text, next) = read(&mut f, 0)?;
+            Ok((text, next, Some((f, ino))))
+        }
+        None => Ok((String::new(), next, cur)),
+    }
 }

@@ -109,11 +109,49 @@ struct Worker {
     volumes_at: Option<Instant>,
     volume_error: Option<String>,
     sandbox_error: Option<String>,
+    /// The pod cgroup has its limits ([`crate::podcgroup`]); the error while it has not.
+    pod_cgroup: Result<(), String>,
     /// The pod's address on the pod network (not for hostNetwork pods).
     pod_ip: Option<std::net::Ipv4Addr>,
     last_status: Value,
     terminal: bool,
     wake: Arc<Notify>,
+    /// Where the time went from the worker's start to the first status saying Running.
+    trace: Option<StartupTrace>,
+}
+
+/// Timestamps of a pod's way to Running, logged once at debug level under the target
+/// `bosun_kubelet::startup` (what `bosun bench pods` breaks its startup latency down with).
+struct StartupTrace {
+    /// Wall clock when the worker started, comparable with the API's timestamps and the
+    /// benchmark's clock on the same machine.
+    seen_unix_us: u128,
+    at: Instant,
+    /// (step, milliseconds since the previous mark).
+    steps: Vec<(&'static str, f64)>,
+    last: Instant,
+}
+
+impl StartupTrace {
+    fn new() -> Self {
+        let now = Instant::now();
+        StartupTrace {
+            seen_unix_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0),
+            at: now,
+            steps: Vec::new(),
+            last: now,
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.steps
+            .push((step, now.duration_since(self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
 }
 
 fn spec_of(pod: &Pod) -> k8s_openapi::api::core::v1::PodSpec {
@@ -168,10 +206,12 @@ pub(crate) async fn run(
         volumes_at: None,
         volume_error: None,
         sandbox_error: None,
+        pod_cgroup: Err(String::new()),
         pod_ip: None,
         last_status: pod_status_seed(),
         terminal: false,
         wake: Arc::new(Notify::new()),
+        trace: adopted.is_empty().then(StartupTrace::new),
     };
     w.adopt(adopted).await;
     loop {
@@ -209,6 +249,12 @@ fn pod_status_seed() -> Value {
 }
 
 impl Worker {
+    fn mark(&mut self, step: &'static str) {
+        if let Some(t) = &mut self.trace {
+            t.mark(step);
+        }
+    }
+
     fn name(&self) -> String {
         self.pod.metadata.name.clone().unwrap_or_default()
     }
@@ -295,9 +341,21 @@ impl Worker {
             self.publish().await;
             return;
         }
-        if !self.ensure_sandbox().await || !self.ensure_volumes().await {
+        let first = self.sandbox.is_none();
+        if !self.ensure_sandbox().await {
             self.publish().await;
             return;
+        }
+        if first {
+            self.mark("sandbox");
+        }
+        let first = self.volumes.is_none() || self.pod_cgroup.is_err();
+        if !self.ensure_volumes().await || !self.ensure_pod_cgroup().await {
+            self.publish().await;
+            return;
+        }
+        if first {
+            self.mark("volumes+cgroup");
         }
         let spec = spec_of(&self.pod);
         let policy = spec
@@ -400,6 +458,40 @@ impl Worker {
                 false
             }
         }
+    }
+
+    /// Creates the pod's cgroup with the pod-level limits before its first container (upstream's
+    /// pod container manager `EnsureExists`). Once per worker: an adopted pod gets the same
+    /// values again, which the kernel accepts.
+    async fn ensure_pod_cgroup(&mut self) -> bool {
+        if self.pod_cgroup.is_ok() {
+            return true;
+        }
+        let spec = spec_of(&self.pod);
+        let res = crate::podcgroup::pod_resources(&spec, bosun_api::strategy::pod_qos_class(&spec));
+        let path = pod_cgroup_path(qos(&self.pod), &self.uid);
+        let rt = self.ctx.runtime.clone();
+        let r = tokio::task::spawn_blocking(move || rt.cgroups().create(&path, &res))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(e) = &r {
+            let msg = format!("Failed to create the pod cgroup: {e}");
+            if self.pod_cgroup.as_ref().err() != Some(&msg) {
+                events::record(
+                    &self.ctx,
+                    &self.pod,
+                    None,
+                    WARNING,
+                    "FailedCreatePodContainer",
+                    msg.clone(),
+                );
+            }
+            self.pod_cgroup = Err(msg);
+            return false;
+        }
+        self.pod_cgroup = Ok(());
+        true
     }
 
     fn hostname(&self) -> String {
@@ -646,6 +738,7 @@ impl Worker {
                 format!("Container image \"{image}\" already present on machine"),
             );
         }
+        self.mark("image");
         let spec = match self.container_spec(c, n).await {
             Ok(s) => s,
             Err(msg) => {
@@ -661,9 +754,11 @@ impl Worker {
                 return;
             }
         };
+        self.mark("config");
         let rt = self.ctx.runtime.clone();
         let id = spec.id.clone();
         let created = tokio::task::spawn_blocking(move || rt.create(&spec)).await;
+        self.mark("create");
         match created {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -719,7 +814,9 @@ impl Worker {
         self.publish_entry();
         let rt = self.ctx.runtime.clone();
         let id2 = id.clone();
-        match tokio::task::spawn_blocking(move || rt.start(&id2)).await {
+        let started = tokio::task::spawn_blocking(move || rt.start(&id2)).await;
+        self.mark("start");
+        match started {
             Ok(Ok(())) => {
                 events::record(
                     &self.ctx,
@@ -822,8 +919,21 @@ impl Worker {
         );
         let pull_msg = if ctx.cfg.pull_images {
             let store = ctx.runtime.images().clone();
+            let (credentials, warnings) = crate::pull_secrets::for_pod(&ctx.client, &pod).await;
+            for w in warnings {
+                // Upstream's message when some pull secrets cannot be read; the pull goes on.
+                events::record(
+                    &ctx,
+                    &pod,
+                    None,
+                    WARNING,
+                    "FailedToRetrieveImagePullSecret",
+                    format!("Unable to retrieve some image pull secrets ({w}); attempting to pull the image may not succeed."),
+                );
+            }
             let opts = bosun_runtime::image::registry::PullOptions {
                 insecure_registries: ctx.cfg.insecure_registries.clone(),
+                credentials,
                 ..Default::default()
             };
             let started = Instant::now();
@@ -1171,9 +1281,25 @@ impl Worker {
             .await
         {
             Ok(p) => {
+                let running = st.get("phase").and_then(Value::as_str) == Some("Running");
                 self.last_status = st;
                 self.terminal = terminal;
                 self.pod = Arc::new(p);
+                if running {
+                    if let Some(mut t) = self.trace.take() {
+                        t.mark("status");
+                        let steps: Vec<String> =
+                            t.steps.iter().map(|(k, v)| format!("{k}={v:.1}")).collect();
+                        tracing::debug!(
+                            target: "bosun_kubelet::startup",
+                            pod = %self.name(),
+                            seen_unix_us = t.seen_unix_us as u64,
+                            total_ms = %format!("{:.1}", t.at.elapsed().as_secs_f64() * 1e3),
+                            steps = %steps.join(","),
+                            "pod startup trace"
+                        );
+                    }
+                }
             }
             Err(e) => tracing::debug!(pod = %self.name(), error = %e, "pod status update failed"),
         }

@@ -541,3 +541,168 @@ spec:
         .contains("is not present with pull policy of Never"));
     c.shutdown().await;
 }
+
+/// Pod-level cgroup limits as upstream's pod container manager sets them: the sum of the
+/// containers' limits when all have one, shares from the sum of requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_cgroup_gets_the_sum_of_its_containers_limits() {
+    let c = Cluster::start().await;
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: limited}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: a
+    image: bosun.test/busybox:latest
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 100m, memory: 16Mi}, limits: {cpu: 200m, memory: 32Mi}}
+  - name: b
+    image: bosun.test/busybox:latest
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 150m, memory: 16Mi}, limits: {cpu: 300m, memory: 48Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: half-limited}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: a
+    image: bosun.test/busybox:latest
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 100m}, limits: {cpu: 200m, memory: 32Mi}}
+  - name: b
+    image: bosun.test/busybox:latest
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 100m}}
+"#,
+    );
+    let read = |ctl: &str, uid: &str, file: &str| -> String {
+        let p = format!("/sys/fs/cgroup/{ctl}/kubepods/burstable/pod{uid}/{file}");
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .trim()
+            .to_string()
+    };
+    let p = c
+        .wait_pod("limited", 60, |p| p["status"]["phase"] == "Running")
+        .await;
+    assert_eq!(p["status"]["qosClass"], "Burstable");
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(
+        read("cpu", &uid, "cpu.cfs_quota_us"),
+        "50000",
+        "200m + 300m"
+    );
+    assert_eq!(read("cpu", &uid, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu", &uid, "cpu.shares"), "256", "250m of requests");
+    assert_eq!(
+        read("memory", &uid, "memory.limit_in_bytes"),
+        (80u64 << 20).to_string(),
+        "32Mi + 48Mi"
+    );
+
+    let p = c
+        .wait_pod("half-limited", 60, |p| p["status"]["phase"] == "Running")
+        .await;
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(read("cpu", &uid, "cpu.shares"), "204", "200m of requests");
+    assert_eq!(
+        read("cpu", &uid, "cpu.cfs_quota_us"),
+        "-1",
+        "b has no cpu limit"
+    );
+    let mem: u64 = read("memory", &uid, "memory.limit_in_bytes")
+        .parse()
+        .unwrap();
+    assert!(mem > 1 << 40, "b has no memory limit, the pod none: {mem}");
+    c.ts.kubectl_ok(&["delete", "pod", "limited", "half-limited", "--wait=true"]);
+    c.shutdown().await;
+}
+
+/// Log rotation by size (upstream's containerLogMaxSize / containerLogMaxFiles): the log is
+/// renamed with a timestamp, the shim writes a new one without losing a line, at most
+/// max_files files remain, and `kubectl logs` reads the current file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_logs_rotate_by_size() {
+    let c = Cluster::start_with(std::sync::Arc::new(|cfg| {
+        cfg.log_rotation = bosun_kubelet::logrotate::LogRotation {
+            max_size_bytes: 4096,
+            max_files: 3,
+            monitor_interval: Duration::from_millis(300),
+        };
+    }))
+    .await;
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: bosun.test/busybox:latest
+    command: [sh, -c, 'i=0; while true; do echo "line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); sleep 0.005; done']
+"#,
+    );
+    let p = c
+        .wait_pod("chatty", 60, |p| p["status"]["phase"] == "Running")
+        .await;
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let log = c.data.path().join(format!("pods/{uid}/logs/main/0.log"));
+    let numbers = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.split("line-").nth(1)?.split('-').next()?.parse().ok())
+            .collect()
+    };
+    // Wait for two rotations at least, and check the files on the way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut checked = false;
+    while Instant::now() < deadline && !checked {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rotated = bosun_kubelet::logrotate::rotated_files(&log);
+        assert!(
+            rotated.len() <= 2,
+            "max_files 3 keeps 2 rotated: {rotated:?}"
+        );
+        if rotated.len() < 2 {
+            continue;
+        }
+        // The newest rotated file ends where the current one starts: nothing lost. A
+        // rotation in between shows as a changed list; try again then.
+        let (Ok(old), Ok(cur)) = (
+            std::fs::read_to_string(rotated.last().unwrap()),
+            std::fs::read_to_string(&log),
+        ) else {
+            continue;
+        };
+        if bosun_kubelet::logrotate::rotated_files(&log) != rotated {
+            continue;
+        }
+        let (old, cur) = (numbers(&old), numbers(&cur));
+        let (Some(last), Some(first)) = (old.last(), cur.first()) else {
+            continue;
+        };
+        assert_eq!(last + 1, *first, "no line lost across the rotation");
+        assert!(
+            old.windows(2).all(|w| w[1] == w[0] + 1),
+            "rotated file complete"
+        );
+        checked = true;
+    }
+    assert!(checked, "no two rotations seen in 60 s");
+    let out = c.ts.kubectl_ok(&["logs", "chatty"]);
+    let got = numbers(&out);
+    assert!(!got.is_empty(), "{out}");
+    assert!(!got.contains(&0), "line 0 was rotated away: {out}");
+    assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{out}");
+    c.ts.kubectl_ok(&["delete", "pod", "chatty", "--wait=true"]);
+    c.shutdown().await;
+}

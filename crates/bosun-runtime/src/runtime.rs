@@ -34,9 +34,11 @@ use crate::spec::{
 pub struct RuntimeConfig {
     /// The agent's `--data-dir`.
     pub data_dir: PathBuf,
-    /// The program that is the shim: the `bosun` binary itself (default: this executable).
+    /// The program that is the shim. Default: `bosun-shim` next to this executable when it
+    /// is there (a small binary: each shim costs a fraction of the memory), else this
+    /// executable itself as `bosun shim`.
     pub shim_program: PathBuf,
-    /// Arguments before the shim's own (default `["shim"]`, i.e. `bosun shim ...`).
+    /// Arguments before the shim's own (`[]` for `bosun-shim`, `["shim"]` for `bosun shim`).
     pub shim_args: Vec<String>,
     /// The cgroup filesystem (default `/sys/fs/cgroup`; v1 or v2 detected there).
     pub cgroup_root: PathBuf,
@@ -44,13 +46,27 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bosun"));
+        let (shim_program, shim_args) = match default_shim_next_to(&exe) {
+            Some(small) => (small, Vec::new()),
+            None => (exe, vec!["shim".into()]),
+        };
         Self {
             data_dir: data_dir.into(),
-            shim_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bosun")),
-            shim_args: vec!["shim".into()],
+            shim_program,
+            shim_args,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         }
     }
+}
+
+/// The file name of the small shim program installed beside `bosun`.
+pub const SHIM_BINARY: &str = "bosun-shim";
+
+/// `bosun-shim` in the directory of `exe`, if it is there.
+pub fn default_shim_next_to(exe: &Path) -> Option<PathBuf> {
+    let p = exe.parent()?.join(SHIM_BINARY);
+    p.is_file().then_some(p)
 }
 
 /// The container runtime of one data directory.
@@ -224,6 +240,21 @@ impl Runtime {
                 id: id.to_owned(),
                 state: st.status.to_string(),
                 op: "kill",
+            }),
+        }
+    }
+
+    /// Makes a running container's shim write its log to a new file at the log path, after
+    /// the current one was renamed by a rotation (CRI's `ReopenContainerLog`).
+    pub fn reopen_log(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id)?;
+        let st = self.state(id)?;
+        match st.status {
+            Status::Created | Status::Running => shim::call(&dir, id, "reopen"),
+            _ => Err(Error::BadState {
+                id: id.to_owned(),
+                state: st.status.to_string(),
+                op: "reopen log",
             }),
         }
     }

@@ -3,8 +3,8 @@
 //! It daemonizes (so the agent never has to reap it and can die without taking it along),
 //! forks the container's init inside a new PID namespace, reports `created <pid>` or
 //! `error <msg>` on its stdout to the runtime that spawned it, and then, single-threaded around
-//! one `poll`: copies the container's stdout/stderr into the CRI log, answers `start` and
-//! `kill <signal>` on `DIR/shim.sock`, reaps the container and records its exit (code and
+//! one `poll`: copies the container's stdout/stderr into the CRI log, answers `start`,
+//! `kill <signal>` and `reopen` (of the log, after a rotation) on `DIR/shim.sock`, reaps the container and records its exit (code and
 //! reason, `OOMKilled` from the cgroup's OOM-kill counter) in `DIR/state.json`, then exits.
 //!
 //! It must be entered before any thread exists (it forks): `bosun shim` calls [`main`] first
@@ -547,7 +547,23 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
                 let line = String::from_utf8_lossy(&pending[..nl]).into_owned();
                 pending.drain(..=nl);
-                let reply = shim.command(&line);
+                // `reopen`: the log file was renamed (rotated); write to a new one at the
+                // configured path (CRI's ReopenContainerLog).
+                let reply = if line.trim() == "reopen" {
+                    match OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&shim.cfg.log_path)
+                    {
+                        Ok(f) => {
+                            log = f;
+                            "ok".to_string()
+                        }
+                        Err(e) => format!("error reopen log: {e}"),
+                    }
+                } else {
+                    shim.command(&line)
+                };
                 let _ = c.set_nonblocking(false);
                 let _ = c.write_all(format!("{reply}\n").as_bytes());
                 let _ = c.set_nonblocking(true);

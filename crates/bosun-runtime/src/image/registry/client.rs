@@ -215,10 +215,13 @@ impl<'a> Session<'a> {
 
     fn denied(&self, detail: &str) -> String {
         let who = match self.cred {
-            Some(c) => format!("the credentials of user {:?} were refused", c.username),
-            None => {
-                "the repository does not exist or needs credentials (imagePullSecrets)".to_owned()
-            }
+            Some(c) => format!(
+                "unauthorized: the credentials of user {:?} were refused",
+                c.username
+            ),
+            None => "unauthorized: the repository does not exist or needs credentials \
+                     (imagePullSecrets)"
+                .to_owned(),
         };
         if detail.is_empty() {
             who
