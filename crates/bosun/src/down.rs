@@ -1,8 +1,8 @@
 //! `bosun down`: what k3s's `k3s-killall.sh` is to k3s. Once `bosun up` (or `bosun agent`)
 //! has stopped, containers keep running under their shims by design, and the node keeps the
 //! agent's network state. `bosun down` stops those containers (through their shims, or by
-//! killing what is left in their cgroups when a shim is gone), releases pod sandboxes,
-//! unmounts whatever is still mounted under the data directory (volumes, pinned namespaces)
+//! killing what is left in their cgroups when a shim is gone), releases pod sandboxes and
+//! removes the pods' cgroups, unmounts whatever is still mounted under the data directory (volumes, pinned namespaces)
 //! and removes the network state (`bosun_net::cleanup`: bridge, veths, routes, rule, the DNS
 //! address, nftables tables).
 //!
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bosun_runtime::cgroup::{pod_cgroup_path, QosClass};
 use bosun_runtime::runtime::{Runtime, RuntimeConfig};
 use bosun_runtime::spec::Status;
 
@@ -26,6 +27,9 @@ pub(crate) struct DownArgs {
     /// agent`'s default when DATA_DIR is the default).
     #[arg(long, env = "BOSUN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The agent's data directory, when it is not DATA_DIR/agent (`bosun agent --data-dir`).
+    #[arg(long)]
+    agent_data_dir: Option<PathBuf>,
     /// The Service ClusterIP range the agent used: the cluster DNS address (its tenth
     /// address, 10.96.0.10) is removed from `lo`.
     #[arg(long, default_value = "10.96.0.0/12")]
@@ -66,7 +70,10 @@ pub(crate) async fn run(args: DownArgs) -> anyhow::Result<()> {
     }
 
     let mut failures = Vec::new();
-    let agent_dir = crate::up::agent_data_dir(&data_dir);
+    let agent_dir = args
+        .agent_data_dir
+        .clone()
+        .unwrap_or_else(|| crate::up::agent_data_dir(&data_dir));
     let mut stopped = 0;
     if agent_dir.join("containers").is_dir() {
         let runtime = Runtime::new(RuntimeConfig::new(&agent_dir))
@@ -90,6 +97,31 @@ pub(crate) async fn run(args: DownArgs) -> anyhow::Result<()> {
             match runtime.remove_sandbox(&id) {
                 Ok(()) => println!("released sandbox {id}"),
                 Err(e) => failures.push(format!("sandbox {id}: {e}")),
+            }
+        }
+        // The pods' own cgroups (the kubelet removes them when a pod terminates; its
+        // containers' are gone with them above).
+        let pods = agent_dir.join("pods");
+        for entry in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            for qos in [
+                QosClass::Guaranteed,
+                QosClass::Burstable,
+                QosClass::BestEffort,
+            ] {
+                let path = pod_cgroup_path(qos, &uid);
+                if !runtime
+                    .cgroups()
+                    .procs_files(&path)
+                    .iter()
+                    .any(|f| f.exists())
+                {
+                    continue;
+                }
+                match runtime.cgroups().remove(&path) {
+                    Ok(()) => println!("removed cgroup {path}"),
+                    Err(e) => failures.push(format!("cgroup {path}: {e}")),
+                }
             }
         }
     }

@@ -97,6 +97,27 @@ fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
         "{err}"
     );
 
+    // A data directory written by a newer bosun: refused before anything starts.
+    let newer = tmp.path().join("newer");
+    std::fs::create_dir_all(&newer).expect("mkdir");
+    std::fs::write(newer.join("version"), "2\n").expect("version file");
+    let fourth = Command::new(BOSUN)
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&newer)
+        .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
+        .args(["--kubelet-port", "0"])
+        .output()
+        .expect("bosun up on a newer data directory");
+    let err = String::from_utf8_lossy(&fourth.stderr);
+    assert!(
+        !fourth.status.success()
+            && err.trim().starts_with("bosun up: the data directory")
+            && err.contains("is from a newer bosun (data version 2")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
     let (ok, _, err) = kubectl(&kc, &["get", "svc", "kubernetes"], None);
     assert!(ok, "{err}");
     let (ok, _, err) = kubectl(&kc, &["apply", "-f", "-"], Some(POD));
@@ -163,12 +184,18 @@ fn up_runs_a_pod_and_brings_it_back_after_a_restart() {
 
     // Stopped with the pod running: its container and shim outlive `bosun up`, then
     // `bosun down` stops them and removes the host state.
+    let uid = pod_field(&kc, "{.metadata.uid}");
+    assert!(pod_cgroup_exists(&uid), "up-pod has no cgroup pod{uid}");
     up.stop();
     assert!(
         !common::processes_naming(&data).is_empty(),
         "the pod's shim should outlive bosun up"
     );
     down_leaves_nothing(&data);
+    assert!(
+        !pod_cgroup_exists(&uid),
+        "up-pod's cgroup left after bosun down"
+    );
 
     // The cluster's state is kept: the next `bosun up` starts the pod again (a new
     // container, as after a reboot).
@@ -208,4 +235,21 @@ fn down_leaves_nothing(data: &Path) {
     );
     let net = common::host_network_state();
     assert!(net.is_empty(), "left after bosun down: {net:?}");
+}
+
+/// Whether a cgroup `pod<uid>` exists under `kubepods` (v1: in any hierarchy; v2: the root).
+fn pod_cgroup_exists(uid: &str) -> bool {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut bases = vec![root.to_path_buf()];
+    bases.extend(
+        std::fs::read_dir(root)
+            .expect("/sys/fs/cgroup")
+            .flatten()
+            .map(|e| e.path()),
+    );
+    bases.iter().any(|b| {
+        ["", "burstable/", "besteffort/"]
+            .iter()
+            .any(|q| b.join(format!("kubepods/{q}pod{uid}")).is_dir())
+    })
 }
