@@ -139,6 +139,8 @@ async fn port_forward_pod_and_service() {
     // The shared test machine's disk and memory must not make the agent evict the pod.
     cfg.eviction.memory_available_bytes = 1 << 20;
     cfg.eviction.nodefs_available_percent = 1;
+    // Nor remove its unused images (image GC at 85 % disk use).
+    cfg.image_gc.high_threshold_percent = 100;
     let agent = tokio::spawn(bosun_kubelet::run(token_client(&ts), cfg));
 
     let manifest = r#"

@@ -276,12 +276,16 @@ async fn unused_images_are_collected_under_disk_pressure() {
         };
         let p = p.clone();
         cfg.stats_override = Some(bosun_kubelet::stats::StatsOverride(Arc::new(move |s| {
-            if p.load(Ordering::SeqCst) {
-                // 90 % used of 10 MB: 500 kB to free to get to 80 %.
-                s.node.fs.capacity_bytes = 10_000_000;
-                s.node.fs.available_bytes = 1_000_000;
-                s.node.fs.used_bytes = 9_000_000;
-            }
+            // 50 % used of 10 MB (whatever the real disk is) until the switch; then 90 %:
+            // 500 kB to free to get to 80 %.
+            let available = if p.load(Ordering::SeqCst) {
+                1_000_000
+            } else {
+                5_000_000
+            };
+            s.node.fs.capacity_bytes = 10_000_000;
+            s.node.fs.available_bytes = available;
+            s.node.fs.used_bytes = 10_000_000 - available;
         })));
     }))
     .await;

@@ -89,6 +89,9 @@ impl Cluster {
         // The shared test machine's disk and memory must not make the agent evict test pods.
         cfg.eviction.memory_available_bytes = 1 << 20;
         cfg.eviction.nodefs_available_percent = 1;
+        // Nor collect its images (image GC at 85 % disk use would remove the test image
+        // between pods); tests of image GC turn it on with their own thresholds.
+        cfg.image_gc.high_threshold_percent = 100;
         if let Some(t) = &self.tweak {
             t(&mut cfg);
         }
