@@ -26,7 +26,7 @@ use bosun_api::resources;
 use bosun_api::StatusError;
 use bosun_store::Error as StoreError;
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem, Pod, ResourceQuota, Toleration};
 use serde_json::{json, Value};
 
 use crate::cache;
@@ -105,6 +105,67 @@ pub fn default_toleration_seconds(pod: &mut Value, cfg: &AdmissionConfig) {
             "tolerationSeconds": cfg.default_unreachable_toleration_seconds,
         }));
     }
+}
+
+/// [`default_toleration_seconds`] on a typed pod (the same tolerations, in the same order).
+pub fn default_pod_tolerations(pod: &mut Pod, cfg: &AdmissionConfig) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    let list = spec.tolerations.get_or_insert_with(Vec::new);
+    let tolerates = |t: &Toleration, key: &str| {
+        let effect = t.effect.as_deref().unwrap_or("");
+        if !effect.is_empty() && effect != "NoExecute" {
+            return false;
+        }
+        let k = t.key.as_deref().unwrap_or("");
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        (k.is_empty() && op == "Exists") || k == key
+    };
+    let has_not_ready = list.iter().any(|t| tolerates(t, TAINT_NOT_READY));
+    let has_unreachable = list.iter().any(|t| tolerates(t, TAINT_UNREACHABLE));
+    let toleration = |key: &str, seconds: i64| Toleration {
+        key: Some(key.to_string()),
+        operator: Some("Exists".to_string()),
+        effect: Some("NoExecute".to_string()),
+        toleration_seconds: Some(seconds),
+        value: None,
+    };
+    if !has_not_ready {
+        list.push(toleration(
+            TAINT_NOT_READY,
+            cfg.default_not_ready_toleration_seconds,
+        ));
+    }
+    if !has_unreachable {
+        list.push(toleration(
+            TAINT_UNREACHABLE,
+            cfg.default_unreachable_toleration_seconds,
+        ));
+    }
+}
+
+/// Whether [`admit_create`] has work to do for a create in `rp`'s namespace, which it
+/// does on the JSON tree: LimitRanger for pods when the namespace has LimitRanges,
+/// DefaultStorageClass for claims, ResourceQuota when the namespace has quotas.
+pub fn needs_tree(reg: &Registry, rp: &ResourcePath) -> bool {
+    let Some(ns) = rp.namespace.as_deref() else {
+        return false;
+    };
+    let def = rp.def;
+    let any = |plural: &str| {
+        resources::find("", "v1", plural)
+            .and_then(|d| Some((d, reg.cache.resource(d)?)))
+            .is_some_and(|(d, rc)| {
+                !rc.snapshot(&cache::resource_prefix(d, Some(ns)))
+                    .objects
+                    .is_empty()
+            })
+    };
+    let core = def.group.is_empty();
+    (core && def.plural == "persistentvolumeclaims")
+        || (core && def.plural == "pods" && any("limitranges"))
+        || any("resourcequotas")
 }
 
 /// The annotation LimitRanger writes on pods it defaulted.

@@ -153,9 +153,37 @@ pub struct Prepared {
     comma: bool,
     labels: BTreeMap<String, String>,
     fields: Vec<(&'static str, String)>,
+    /// The bytes at the revision the store gave the write, built once for both the
+    /// reply and the cache.
+    at_rv: std::sync::OnceLock<(Revision, Bytes)>,
 }
 
 impl Prepared {
+    /// An object already encoded as compact JSON without `metadata.resourceVersion`
+    /// (a typed object's encoding), with what the cache extracts from it. None when the
+    /// JSON has no top-level metadata object.
+    pub fn from_json(
+        key: &str,
+        json: Vec<u8>,
+        namespace: String,
+        name: String,
+        labels: BTreeMap<String, String>,
+        fields: Vec<(&'static str, String)>,
+    ) -> Option<Prepared> {
+        let (slot, comma) = crate::jsonbytes::metadata_slot(&json)?;
+        Some(Prepared {
+            key: key.to_string(),
+            namespace,
+            name,
+            stored: Bytes::from(json),
+            slot,
+            comma,
+            labels,
+            fields,
+            at_rv: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Encodes `obj` for the store (any `metadata.resourceVersion` left out). None when the
     /// object has no metadata object (then the cache builds it the slow way).
     pub fn encode(
@@ -218,11 +246,22 @@ impl Prepared {
             comma,
             labels,
             fields: ops.map(|o| o.selectable_fields(obj)).unwrap_or_default(),
+            at_rv: std::sync::OnceLock::new(),
         }))
     }
 
-    /// The object's JSON with `metadata.resourceVersion` = `rv`.
+    /// The object's JSON with `metadata.resourceVersion` = `rv`; the reply and the cache
+    /// share one copy.
     pub fn with_rv(&self, rv: Revision) -> Bytes {
+        let (at, bytes) = self.at_rv.get_or_init(|| (rv, self.build_with_rv(rv)));
+        if *at == rv {
+            bytes.clone()
+        } else {
+            self.build_with_rv(rv)
+        }
+    }
+
+    fn build_with_rv(&self, rv: Revision) -> Bytes {
         let rv = rv.to_string();
         let mut out = Vec::with_capacity(self.stored.len() + rv.len() + 24);
         out.extend_from_slice(&self.stored[..self.slot]);

@@ -435,6 +435,11 @@ async fn resource_request(
 fn reply(r: Reply, accept: Accept) -> Response {
     let mut resp = match (accept, r.encoded) {
         (Accept::Json, Some(bytes)) => bytes_response(r.code, bytes, "application/json"),
+        // A typed create leaves only the bytes: other formats start from them.
+        (_, Some(bytes)) if r.body.is_null() => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => encode_as(accept, &v, r.code),
+            Err(e) => error_response(&StatusError::internal(e.to_string())),
+        },
         _ => encode_as(accept, &r.body, r.code),
     };
     add_warnings(&mut resp, &r.warnings);

@@ -3,11 +3,13 @@
 //! runs the kind's [`Strategy`], and prints table rows. Everything else in the server works
 //! on JSON and never needs to know the type.
 
+use std::any::Any;
 use std::marker::PhantomData;
 
 use bosun_api::strategy::Strategy;
 use bosun_api::FieldErrorList;
 use k8s_openapi::api;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 /// The result of decoding JSON into a typed object.
@@ -44,6 +46,11 @@ pub trait KindOps: Send + Sync {
     /// The top-level fields whose change bumps metadata.generation.
     fn generation_fields(&self) -> &'static [&'static str];
 
+    /// Decodes a JSON request body straight into the type (no JSON tree in between),
+    /// collecting unknown field paths. The error says nothing a client should see: the
+    /// caller goes the tree way instead, which reports problems as it always has.
+    fn decode_json(&self, body: &[u8]) -> Result<(Box<dyn TypedObject>, Vec<String>), String>;
+
     /// Whether `new` differs from `old` in a field that bumps generation.
     fn generation_changed(&self, new: &Value, old: &Value) -> bool {
         self.has_generation()
@@ -51,6 +58,121 @@ pub trait KindOps: Send + Sync {
                 .generation_fields()
                 .iter()
                 .any(|f| new.get(*f) != old.get(*f))
+    }
+}
+
+/// An object of a stored kind, typed, behind a trait object so that the registry stays
+/// generic: the create path decodes a body into one, runs its metadata steps on the
+/// typed `ObjectMeta`, admits it and encodes it once.
+pub trait TypedObject: Send {
+    fn meta(&self) -> &ObjectMeta;
+    fn meta_mut(&mut self) -> &mut ObjectMeta;
+    /// Drops `status` (a client cannot set it on create).
+    fn clear_status(&mut self);
+    /// For what only one kind needs (a pod's default tolerations).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// `prepare_for_create`, `set_defaults`, `validate` and `validate_create`.
+    fn admit_create(&mut self) -> FieldErrorList;
+    /// The object as a JSON tree, quantities canonical (what [`KindOps::admit_create`]
+    /// returns).
+    fn to_value(&self) -> Result<Value, String>;
+    /// The object's compact JSON, quantities canonical: the same bytes as encoding
+    /// [`Self::to_value`].
+    fn to_json(&self) -> Result<Vec<u8>, String>;
+    fn selectable_fields(&self) -> Vec<(&'static str, String)>;
+}
+
+/// Drops an object's `status`, for the kinds that have one.
+pub trait ClearStatus {
+    fn clear_status(&mut self) {}
+}
+
+macro_rules! with_status {
+    ($($ty:ty),* $(,)?) => { $(impl ClearStatus for $ty {
+        fn clear_status(&mut self) {
+            self.status = None;
+        }
+    })* };
+}
+
+macro_rules! without_status {
+    ($($ty:ty),* $(,)?) => { $(impl ClearStatus for $ty {})* };
+}
+
+with_status!(
+    api::core::v1::Namespace,
+    api::core::v1::Node,
+    api::core::v1::PersistentVolumeClaim,
+    api::core::v1::PersistentVolume,
+    api::core::v1::Pod,
+    api::core::v1::ReplicationController,
+    api::core::v1::ResourceQuota,
+    api::core::v1::Service,
+    api::apps::v1::DaemonSet,
+    api::apps::v1::Deployment,
+    api::apps::v1::ReplicaSet,
+    api::apps::v1::StatefulSet,
+    api::autoscaling::v2::HorizontalPodAutoscaler,
+    api::batch::v1::CronJob,
+    api::batch::v1::Job,
+    api::policy::v1::PodDisruptionBudget,
+);
+
+without_status!(
+    api::core::v1::Binding,
+    api::core::v1::ConfigMap,
+    api::core::v1::Endpoints,
+    api::core::v1::Event,
+    api::core::v1::LimitRange,
+    api::core::v1::Secret,
+    api::core::v1::ServiceAccount,
+    api::apps::v1::ControllerRevision,
+    api::coordination::v1::Lease,
+    api::discovery::v1::EndpointSlice,
+    api::networking::v1::NetworkPolicy,
+    api::scheduling::v1::PriorityClass,
+    api::storage::v1::StorageClass,
+);
+
+impl<K: Strategy + ClearStatus> TypedObject for K {
+    fn meta(&self) -> &ObjectMeta {
+        k8s_openapi::Metadata::metadata(self)
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        k8s_openapi::Metadata::metadata_mut(self)
+    }
+
+    fn clear_status(&mut self) {
+        ClearStatus::clear_status(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn admit_create(&mut self) -> FieldErrorList {
+        self.prepare_for_create();
+        self.set_defaults();
+        let mut errs = self.validate();
+        errs.extend(self.validate_create());
+        errs
+    }
+
+    fn to_value(&self) -> Result<Value, String> {
+        let mut v = encode(self)?;
+        canonicalize_quantities(&mut v);
+        Ok(v)
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, String> {
+        let mut buf = Vec::with_capacity(2048);
+        serde_json::to_writer(&mut buf, self).map_err(|e| e.to_string())?;
+        Ok(crate::jsonbytes::canonicalize_quantities(buf))
+    }
+
+    fn selectable_fields(&self) -> Vec<(&'static str, String)> {
+        Strategy::selectable_fields(self)
     }
 }
 
@@ -103,7 +225,7 @@ fn encode<K: serde::Serialize>(k: &K) -> Result<Value, String> {
 
 /// Maps whose values are resource quantities, wherever they appear (container resources,
 /// PV capacity, quota hard/used, limit ranges, node capacity and allocatable).
-const QUANTITY_MAPS: &[&str] = &[
+pub(crate) const QUANTITY_MAPS: &[&str] = &[
     "requests",
     "limits",
     "capacity",
@@ -147,19 +269,28 @@ pub fn canonicalize_quantities(v: &mut Value) {
 /// The [`KindOps`] of one k8s-openapi type.
 pub struct Typed<K>(PhantomData<fn() -> K>);
 
-impl<K: Strategy + Default> Typed<K> {
+impl<K: Strategy + Default + ClearStatus> Typed<K> {
     pub fn new() -> Self {
         Typed(PhantomData)
     }
 }
 
-impl<K: Strategy + Default> Default for Typed<K> {
+impl<K: Strategy + Default + ClearStatus> Default for Typed<K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Strategy + Default> KindOps for Typed<K> {
+impl<K: Strategy + Default + ClearStatus> KindOps for Typed<K> {
+    fn decode_json(&self, body: &[u8]) -> Result<(Box<dyn TypedObject>, Vec<String>), String> {
+        let mut unknown = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let typed: K = serde_ignored::deserialize(&mut de, |p| unknown.push(field_path(&p)))
+            .map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok((Box::new(typed), unknown))
+    }
+
     fn decode(&self, obj: Value) -> Result<Decoded, String> {
         let (typed, unknown_fields) = decode_typed::<K>(obj)?;
         Ok(Decoded {

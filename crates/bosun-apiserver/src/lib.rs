@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod eviction;
 pub mod filter;
 pub mod handlers;
+mod jsonbytes;
 pub mod kinds;
 pub mod kubelet_proxy;
 pub mod metered;

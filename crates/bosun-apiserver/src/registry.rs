@@ -249,6 +249,30 @@ fn undecodable(def: &ResourceDef, e: &str) -> StatusError {
     ))
 }
 
+/// The body's kind and apiVersion (when strings) against the URL's. A missing kind or
+/// apiVersion takes the URL's, as upstream's decoder defaults them.
+fn check_type_meta(
+    def: &ResourceDef,
+    kind: Option<&str>,
+    api_version: Option<&str>,
+) -> Result<(), StatusError> {
+    let kind = kind.filter(|k| !k.is_empty()).unwrap_or(def.kind);
+    let api_version = api_version.unwrap_or("");
+    if kind != def.kind {
+        return Err(StatusError::bad_request(format!(
+            "{kind} in version {:?} cannot be handled as a {}: the kind in the data ({kind}) does not match the expected kind ({})",
+            api_version, def.kind, def.kind
+        )));
+    }
+    if !api_version.is_empty() && api_version != def.api_version() {
+        return Err(StatusError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            def.api_version()
+        )));
+    }
+    Ok(())
+}
+
 /// Unknown and duplicate fields per `fieldValidation`: a 400 when strict, warnings when
 /// asked for, nothing when ignored.
 fn field_problems(
@@ -629,25 +653,11 @@ impl Registry {
                 def.kind
             )));
         }
-        // A missing kind or apiVersion takes the URL's, as upstream's decoder defaults them.
-        let kind = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty())
-            .unwrap_or(def.kind);
-        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        if kind != def.kind {
-            return Err(StatusError::bad_request(format!(
-                "{kind} in version {:?} cannot be handled as a {}: the kind in the data ({kind}) does not match the expected kind ({})",
-                api_version, def.kind, def.kind
-            )));
-        }
-        if !api_version.is_empty() && api_version != def.api_version() {
-            return Err(StatusError::bad_request(format!(
-                "the API version in the data ({api_version}) does not match the expected API version ({})",
-                def.api_version()
-            )));
-        }
+        check_type_meta(
+            def,
+            v.get("kind").and_then(Value::as_str),
+            v.get("apiVersion").and_then(Value::as_str),
+        )?;
         let mut v = v;
         if let Some(m) = v.as_object_mut() {
             m.insert("apiVersion".into(), Value::String(def.api_version()));
@@ -663,10 +673,174 @@ impl Registry {
         body: &[u8],
         ct: Option<&str>,
     ) -> Result<Reply, StatusError> {
+        if let Some(reply) = self.create_typed(rp, q, body, ct).await? {
+            return Ok(reply);
+        }
         let (v, dups, fv) = Self::parse_body(body, ct, q)?;
         let obj = self.check_object_untyped(rp, v)?;
         // The typed decode (unknown fields, wrong types) happens once, in admission.
         self.create_value(rp, q, obj, Decoding { dups, fv }).await
+    }
+
+    /// POST of a JSON body at the storage version, typed once: the body is decoded
+    /// straight into the kind's type, the metadata steps of [`Self::create_value`] run on
+    /// its `ObjectMeta`, and it is encoded once for the store, the watch cache and the
+    /// reply. None when the request needs the JSON tree way (another content type or
+    /// version, Services and their allocations, admission that works on the tree, a body
+    /// that does not type): that way then answers, with the same results.
+    async fn create_typed(
+        &self,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+        ct: Option<&str>,
+    ) -> Result<Option<Reply>, StatusError> {
+        let def = storage_def(rp.def);
+        if BodyType::from_content_type(ct)? != BodyType::Json
+            || !rp.def.is_storage_version()
+            || def.kind == "Service"
+            || crate::admission::needs_tree(self, rp)
+        {
+            return Ok(None);
+        }
+        let Some(kops) = kinds::ops_for(def.storage_group, def.kind) else {
+            return Ok(None);
+        };
+        let fv = q.field_validation()?;
+        let scan = codec::scan_body(body, fv != FieldValidation::Ignore)?;
+        if !scan.plain_object {
+            return Ok(None);
+        }
+        check_type_meta(def, scan.kind.as_deref(), scan.api_version.as_deref())?;
+        let Ok((mut obj, unknown)) = kops.decode_json(body) else {
+            return Ok(None);
+        };
+        // The metadata steps of `create_value`, in the same order, on the typed metadata.
+        let mut deferred: Option<StatusError> = None;
+        let meta = obj.meta_mut();
+        if let Some(ns) = &rp.namespace {
+            match meta.namespace.as_deref() {
+                Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+                    deferred = Some(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                }
+                _ => meta.namespace = Some(ns.clone()),
+            }
+        } else {
+            meta.namespace = None;
+        }
+        let mut name = meta.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            let gen = meta.generate_name.as_deref().unwrap_or("");
+            if gen.is_empty() {
+                deferred.get_or_insert_with(|| {
+                    StatusError::invalid(
+                        rp.def.group,
+                        rp.def.kind,
+                        "",
+                        &[FieldError::required(
+                            &Path::root("metadata").child("name"),
+                            "name or generateName is required",
+                        )],
+                    )
+                });
+            } else {
+                name = format!("{gen}{}", random_suffix());
+                meta.name = Some(name.clone());
+            }
+        }
+        if let Some(why) = check_path_segment(&name).filter(|_| !name.is_empty()) {
+            deferred.get_or_insert_with(|| {
+                StatusError::invalid(
+                    rp.def.group,
+                    rp.def.kind,
+                    &name,
+                    &[FieldError::invalid(
+                        &Path::root("metadata").child("name"),
+                        name.clone(),
+                        why,
+                    )],
+                )
+            });
+        }
+        meta.resource_version = None;
+        meta.deletion_timestamp = None;
+        meta.deletion_grace_period_seconds = None;
+        meta.managed_fields = None;
+        meta.self_link = None;
+        meta.uid = Some(uuid::Uuid::new_v4().to_string());
+        meta.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            // Whole seconds, as `now_rfc3339` and the wire format have them.
+            k8s_openapi::jiff::Timestamp::from_second(Utc::now().timestamp())
+                .map_err(|e| StatusError::internal(e.to_string()))?,
+        ));
+        meta.generation = (kops.has_generation()
+            && kops
+                .generation_fields()
+                .iter()
+                .any(|f| scan.top_fields.iter().any(|t| t == f)))
+        .then_some(1);
+        if has_status(def) && def.kind != "Node" {
+            obj.clear_status();
+        }
+        if let Some(pod) = obj
+            .as_any_mut()
+            .downcast_mut::<k8s_openapi::api::core::v1::Pod>()
+        {
+            crate::admission::default_pod_tolerations(pod, &self.admission);
+        }
+        let errs = obj.admit_create();
+        let warnings = field_problems(rp.def, &unknown, &scan.dups, fv)?;
+        if let Some(e) = deferred {
+            return Err(e);
+        }
+        if !errs.is_empty() {
+            return Err(StatusError::invalid(
+                rp.def.group,
+                rp.def.kind,
+                &name,
+                &errs,
+            ));
+        }
+        // Admission has nothing to do here (`needs_tree` said so).
+        let dry_run = q.dry_run()?;
+        self.check_namespace(rp, &name).await?;
+        if dry_run {
+            return Ok(Some(Reply {
+                code: 201,
+                body: obj.to_value().map_err(StatusError::internal)?,
+                warnings,
+                encoded: None,
+            }));
+        }
+        let key = Self::key(rp, &name);
+        let json = obj.to_json().map_err(StatusError::internal)?;
+        let meta = obj.meta();
+        let prepared = CachedPrepared::from_json(
+            &key,
+            json,
+            meta.namespace.clone().unwrap_or_default(),
+            name.clone(),
+            meta.labels.clone().unwrap_or_default(),
+            obj.selectable_fields(),
+        )
+        .ok_or_else(|| StatusError::internal("encoding an object lost its metadata"))?;
+        let expected = self.cache.expect(prepared);
+        let bytes = expected.prepared.stored.clone();
+        match self.store.create(&key, bytes).await {
+            Ok(kv) => Ok(Some(Reply {
+                code: 201,
+                encoded: Self::encoded_reply(rp, Some(expected), kv.mod_revision),
+                // The encoded bytes are the reply; handlers decode them for other formats.
+                body: Value::Null,
+                warnings,
+            })),
+            Err(StoreError::AlreadyExists { .. }) => Err(StatusError::already_exists(
+                rp.def.group,
+                rp.def.plural,
+                &name,
+            )),
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     /// Creates a decoded object (storage version).
@@ -1883,4 +2057,218 @@ impl ContinueToken {
 /// Upstream's qualified resource for messages.
 pub fn qualified_resource(def: &ResourceDef) -> String {
     qualified(def.group, def.plural)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::parse_resource_path;
+
+    async fn registry() -> Registry {
+        let store: Arc<dyn Store> =
+            Arc::new(bosun_store::sqlite::SqliteStore::open_in_memory().expect("store"));
+        let cache = Cache::start(store.clone(), 100).await.expect("cache");
+        let cidr = crate::alloc::Cidr::parse("10.96.0.0/12").expect("cidr");
+        let alloc = Allocator::new(store.clone(), cidr, (30000, 32767));
+        Registry::new(store, cache, alloc)
+    }
+
+    fn rp(path: &str) -> ResourcePath {
+        parse_resource_path(path)
+            .expect("path")
+            .expect("a resource path")
+    }
+
+    fn query(s: &str) -> Query {
+        Query::parse(Some(s))
+    }
+
+    /// The create the JSON tree way (what `create` did before it typed bodies directly).
+    async fn create_tree(
+        reg: &Registry,
+        rp: &ResourcePath,
+        q: &Query,
+        body: &[u8],
+    ) -> Result<Reply, StatusError> {
+        let (v, dups, fv) = Registry::parse_body(body, None, q)?;
+        let obj = reg.check_object_untyped(rp, v)?;
+        reg.create_value(rp, q, obj, Decoding { dups, fv }).await
+    }
+
+    /// The reply's object without what differs between two creates of the same body.
+    fn normalized(r: &Reply) -> String {
+        let mut v: Value = match &r.encoded {
+            Some(b) => serde_json::from_slice(b).expect("json"),
+            None => r.body.clone(),
+        };
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "resourceVersion",
+                "name",
+                "generateName",
+            ] {
+                m.remove(f);
+            }
+        }
+        serde_json::to_string(&v).expect("json")
+    }
+
+    /// A body typed directly is stored, cached and answered byte for byte as the tree
+    /// way stores it (uid, creation time, name and resourceVersion aside), with the same
+    /// warnings; what it cannot handle, and every error, goes the tree way.
+    #[tokio::test]
+    async fn typed_creates_match_the_tree_way() {
+        let reg = registry().await;
+        let q = Query::default();
+        reg.create(
+            &rp("/api/v1/namespaces"),
+            &q,
+            br#"{"metadata":{"name":"d"}}"#,
+            None,
+        )
+        .await
+        .expect("namespace");
+        let cases: &[(&str, &str)] = &[
+            (
+                "/api/v1/namespaces/d/pods",
+                r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME","labels":{"app":"x"},"resourceVersion":"7","uid":"u","generation":4,"annotations":{"a":"{\"requests\":{\"cpu\":\"0.5\"}}"}},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"busybox","bogus":1,"resources":{"requests":{"cpu":"0.5","memory":"1024Mi"},"limits":{"cpu":"1"}}}],"tolerations":[{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute"}]},"status":{"phase":"Running"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                r#"{"metadata":{"name":"NAME","namespace":"d","name":"NAME"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+            ),
+            (
+                "/apis/apps/v1/namespaces/d/deployments",
+                r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"NAME"},"spec":{"replicas":2,"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i","resources":{"limits":{"memory":"0.5Gi"}}}]}}}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/configmaps",
+                r#"{"metadata":{"generateName":"NAME-"},"data":{"a":"b"}}"#,
+            ),
+            (
+                "/api/v1/nodes",
+                r#"{"kind":"Node","metadata":{"name":"NAME","namespace":"x"},"status":{"capacity":{"cpu":"2000m"}}}"#,
+            ),
+        ];
+        for (i, (path, body)) in cases.iter().enumerate() {
+            let rp = rp(path);
+            let typed = reg
+                .create(
+                    &rp,
+                    &q,
+                    body.replace("NAME", &format!("typed{i}")).as_bytes(),
+                    None,
+                )
+                .await
+                .expect("typed create");
+            assert!(typed.body.is_null(), "{path}: went the typed way");
+            let tree = create_tree(
+                &reg,
+                &rp,
+                &q,
+                body.replace("NAME", &format!("tree{i}")).as_bytes(),
+            )
+            .await
+            .expect("tree create");
+            assert_eq!(normalized(&typed), normalized(&tree), "{path}");
+            assert_eq!(typed.warnings, tree.warnings, "{path}");
+            // The cache holds the reply's bytes.
+            let name = serde_json::from_slice::<Value>(typed.encoded.as_deref().expect("bytes"))
+                .expect("json")["metadata"]["name"]
+                .as_str()
+                .expect("name")
+                .to_string();
+            let mut one = rp.clone();
+            one.name = Some(name);
+            let cached = reg.get_cached(&one, &q).await.expect("cached");
+            assert_eq!(Some(&cached.bytes), typed.encoded.as_ref(), "{path}");
+        }
+        // Errors are the tree way's, whichever check finds them first.
+        let errors: &[(&str, &str, &str)] = &[
+            (
+                "/api/v1/namespaces/d/pods",
+                "fieldValidation=Strict",
+                r#"{"metadata":{"name":"e","name":"e"},"spec":{"containers":[{"name":"c","image":"i","x":1}]}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"metadata":{"name":"e"},"spec":{"containers":"no"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"kind":"Service","metadata":{"name":"e"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"apiVersion":"v2","metadata":{"name":"e"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"kind":"","metadata":{"name":"e"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"metadata":{"namespace":"x"},"spec":{"containers":[]}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"metadata":{"name":"E"},"spec":{"containers":[]}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "dryRun=x",
+                r#"{"metadata":{"name":"e"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+            ),
+            (
+                "/api/v1/namespaces/nope/pods",
+                "",
+                r#"{"metadata":{"name":"e"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"metadata":{"name":"typed0"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+            ),
+            (
+                "/api/v1/namespaces/d/pods",
+                "",
+                r#"{"metadata":{"name":"e"},"spec":{"containers":[{"name":"c","image":"i"}]}} x"#,
+            ),
+            ("/api/v1/namespaces/d/pods", "", "[]"),
+        ];
+        for (path, qs, body) in errors {
+            let (rp, q) = (rp(path), query(qs));
+            let typed = reg.create(&rp, &q, body.as_bytes(), None).await.err();
+            let tree = create_tree(&reg, &rp, &q, body.as_bytes()).await.err();
+            let show = |e: &Option<StatusError>| e.as_ref().map(|e| (e.code, e.message.clone()));
+            assert!(typed.is_some(), "{body}: refused");
+            assert_eq!(show(&typed), show(&tree), "{body}");
+        }
+        // A dry run answers the object and stores nothing.
+        let p = rp("/api/v1/namespaces/d/pods");
+        let dry = reg
+            .create(
+                &p,
+                &query("dryRun=All"),
+                br#"{"metadata":{"name":"dry"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+                None,
+            )
+            .await
+            .expect("dry run");
+        assert_eq!(dry.body["metadata"]["name"], "dry");
+        assert!(reg
+            .store
+            .get("/registry/pods/d/dry")
+            .await
+            .expect("get")
+            .is_none());
+    }
 }
