@@ -108,7 +108,8 @@ async fn cluster_ip_node_port_and_endpoint_leaving_rotation() {
     let unprogrammed = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 99), 80));
     assert!(tcp_get(&client.path, unprogrammed).is_err());
 
-    // Back, and the Service removed: its chains go away in the incremental sync.
+    // Back, and the Service removed: its map elements go at once, its chains are flushed,
+    // and deleted by the first sync a second later (upstream's stale chains).
     proxier
         .sync(&svcs, &[slice(&[(&a, true), (&b, true)])])
         .await
@@ -116,8 +117,113 @@ async fn cluster_ip_node_port_and_endpoint_leaving_rotation() {
     assert_eq!(idents(&client, vip, 40), both);
     let (no_svcs, no_slices): (Vec<Service>, Vec<EndpointSlice>) = (vec![], vec![]);
     proxier.sync(&no_svcs, &no_slices).await.unwrap();
-    let table = node.exec(&["nft", "list", "table", "ip", "bosun"]);
-    let text = String::from_utf8_lossy(&table.stdout);
+    let list = || {
+        let table = node.exec(&["nft", "list", "table", "ip", "bosun"]);
+        String::from_utf8_lossy(&table.stdout).into_owned()
+    };
+    let text = list();
+    assert!(!text.contains("dnat to"), "{text}");
+    assert!(!text.contains("10.96.0.20"), "{text}");
+    assert!(tcp_get(&client.path, vip).is_err());
+    tokio::time::sleep(bosun_net::proxy::STALE_CHAIN_DELAY).await;
+    proxier.sync(&no_svcs, &no_slices).await.unwrap();
+    let text = list();
     assert!(!text.contains("default/web"), "{text}");
     assert!(tcp_get(&client.path, vip).is_err());
+}
+
+/// Partial syncs under traffic: while one endpoint flips between ready and unready (the
+/// other staying ready), connections to the NodePort from outside the node and to the
+/// ClusterIP from a pod keep being opened; not one may be refused or time out, since a
+/// ready endpoint exists at every moment and every ruleset change is one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_syncs_never_refuse_while_an_endpoint_flips() {
+    require_root_and_tools();
+    let node = Netns::new("flnode");
+    let outside = Netns::new("flout");
+    node.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "ext0",
+    ]);
+    node.ip(&["link", "set", "ext0", "netns", &outside.name]);
+    node.ip(&["addr", "add", "192.168.252.1/24", "dev", "eth0"]);
+    node.ip(&["link", "set", "eth0", "up"]);
+    outside.ip(&["addr", "add", "192.168.252.2/24", "dev", "ext0"]);
+    outside.ip(&["link", "set", "ext0", "up"]);
+    let (p1, p2, client) = (Netns::new("fl1"), Netns::new("fl2"), Netns::new("flcli"));
+    let data = tempfile::tempdir().unwrap();
+    let net = PodNetwork::new(
+        NetConfig {
+            data_dir: data.path().to_path_buf(),
+            node_netns: Some(node.path.clone()),
+            ..NetConfig::default()
+        },
+        "10.244.3.0/24".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let a = net.setup("fl1", &p1.path).await.unwrap();
+    let b = net.setup("fl2", &p2.path).await.unwrap();
+    net.setup("flcli", &client.path).await.unwrap();
+    echo_server(&p1.path, 8080, "ep1");
+    echo_server(&p2.path, 8080, "ep2");
+    let mut cfg = ProxyConfig::new("n");
+    cfg.netns = Some(node.path.clone());
+    let mut proxier = Proxier::new(cfg);
+    let svcs = vec![service()];
+    let both = [slice(&[(&a, true), (&b, true)])];
+    let one = [slice(&[(&a, true), (&b, false)])];
+    proxier.sync(&svcs, &both).await.unwrap();
+    let np = SocketAddr::from((Ipv4Addr::new(192, 168, 252, 1), 30080));
+    let vip = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 20), 80));
+    assert!(!idents(&outside, np, 5).is_empty());
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = |ns: &Netns, addr: SocketAddr| {
+        let (path, stop) = (ns.path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            bosun_net::netns::enter(&path).expect("enter netns");
+            let (mut ok, mut errors) = (0usize, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r =
+                    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                        .and_then(|mut s| {
+                            use std::io::Read;
+                            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+                            let mut out = String::new();
+                            s.read_to_string(&mut out)?;
+                            Ok(out)
+                        });
+                match r {
+                    Ok(s) if s == "ep1" || s == "ep2" => ok += 1,
+                    Ok(s) => errors.push(format!("answer {s:?}")),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (ok, errors)
+        })
+    };
+    let h_np = hammer(&outside, np);
+    let h_vip = hammer(&client, vip);
+    for i in 0..40 {
+        let slices = if i % 2 == 0 { &one } else { &both };
+        proxier.sync(&svcs, slices).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (what, h) in [
+        ("NodePort from outside", h_np),
+        ("ClusterIP from a pod", h_vip),
+    ] {
+        let (ok, errors) = h.join().unwrap();
+        assert!(ok > 20, "{what}: only {ok} connections");
+        assert!(
+            errors.is_empty(),
+            "{what}: {} of {} failed: {errors:?}",
+            errors.len(),
+            ok + errors.len()
+        );
+    }
+    // Ends with only ep1 programmed.
+    proxier.sync(&svcs, &one).await.unwrap();
+    assert_eq!(idents(&outside, np, 20), ["ep1".to_string()].into());
 }

@@ -377,11 +377,8 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
     let node_ipam = if args.allocate_node_cidrs {
         let client = admin_client(&server.kubeconfig).await?;
         let mask = args.node_cidr_mask_size;
-        Some(tokio::spawn(async move {
-            if let Err(e) = bosun_net::run_node_ipam(client, cluster_cidr, mask).await {
-                tracing::error!(error = %e, "node IPAM stopped");
-            }
-        }))
+        let elect = args.leader_elect;
+        Some(tokio::spawn(run_node_ipam(client, cluster_cidr, mask, elect)))
     } else {
         None
     };
@@ -422,6 +419,48 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
         .flatten()
         .collect();
     Ok(RunningServer { server, tasks })
+}
+
+/// The node IPAM of `bosun server`. With leader election (several servers on one etcd),
+/// only the holder of the Lease `kube-system/bosun-node-ipam` runs it, through the
+/// controllers' elector: two allocators, each with its own idea of what is taken, would
+/// give two Nodes the same podCIDR. (Upstream runs it inside kube-controller-manager under
+/// that one's lease; a lease of its own keeps it independent of `--controllers`.) A
+/// leader that loses the lease stops allocating and competes again.
+async fn run_node_ipam(
+    client: kube::Client,
+    cluster_cidr: bosun_net::ipnet::Ipv4Net,
+    mask: u8,
+    leader_elect: bool,
+) {
+    let run = |client: kube::Client| async move {
+        if let Err(e) = bosun_net::run_node_ipam(client, cluster_cidr, mask).await {
+            tracing::error!(error = %e, "node IPAM stopped");
+        }
+    };
+    if !leader_elect {
+        return run(client).await;
+    }
+    let mut elector = bosun_controllers::LeaderElector::new(
+        client.clone(),
+        bosun_controllers::LeaderElectionConfig {
+            name: "bosun-node-ipam".into(),
+            identity: Some(format!("{}_{}", hostname(), std::process::id())),
+            ..Default::default()
+        },
+    );
+    loop {
+        elector.acquire().await;
+        tokio::select! {
+            () = run(client.clone()) => {
+                elector.release().await;
+                return;
+            }
+            lost = elector.hold() => {
+                tracing::warn!(error = %lost, "node IPAM: leadership lost, no longer allocating");
+            }
+        }
+    }
 }
 
 fn hostname() -> String {

@@ -55,24 +55,6 @@ fn require_root_and_tools() {
     }
 }
 
-fn busybox_archive() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new("bash")
-        .arg(root.join("scripts/build-test-images.sh"))
-        .status()
-        .expect("run scripts/build-test-images.sh");
-    assert!(status.success(), "scripts/build-test-images.sh failed");
-    let dir = std::env::var_os("BOSUN_IMAGES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or("/root".into()))
-                .join(".cache/bosun/images")
-        });
-    let f = dir.join("busybox.oci.tar");
-    assert!(f.is_file(), "no busybox.oci.tar in {}", dir.display());
-    f
-}
-
 /// A named network namespace, deleted on drop.
 struct Netns {
     name: String,
@@ -227,7 +209,7 @@ impl Cluster {
             .expect("client config");
         let client = kube::Client::try_from(config).expect("client");
 
-        let archive = busybox_archive();
+        let archive = bosun_testkit::busybox_archive();
         let mut nodes = Vec::new();
         for (i, name) in ["node-a", "node-b"].iter().enumerate() {
             let ip: Ipv4Addr = format!("{lan_prefix}.{}", i + 1).parse().unwrap();
@@ -309,6 +291,9 @@ impl Cluster {
                 // the nodes (upstream's nodefs.available<10%).
                 "--eviction-hard",
                 "memory.available<1Mi,nodefs.available<1%",
+                // Nor image GC remove the imported test images between pods.
+                "--image-gc-high-threshold",
+                "100",
             ])
             .env("BOSUN_LOG", "info,bosun_net=debug")
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -737,22 +722,41 @@ async fn two_nodes_pods_services_dns() {
     );
 
     // A pod that stops being Ready leaves the Service, and comes back when it is again
-    // (here it does not: the marker is gone for good).
+    // (here it does not: the marker is gone for good). Timed in steps: the marker removed →
+    // the kubelet's Ready=False seen on a pod watch (its 1 s probe period) → web-2 not
+    // ready in the EndpointSlice (controller) → out of rotation on node-a (proxy).
+    let (pod_seen, slice_seen) = watch_unready(&c.client, ip2);
+    let removed = Instant::now();
     assert_eq!(
         http_get(Some(&client_ns), (ip2, 8080).into(), "/cgi-bin/unready").unwrap(),
         "unready"
     );
     let only1: BTreeSet<String> = ["web-1".to_string()].into();
-    let left = Instant::now();
-    c.eventually("unready web-2 leaves the ClusterIP rotation", 20, || {
-        let ns = client_ns.clone();
-        let only1 = only1.clone();
-        async move { (answers(Some(&ns), vip_addr, 20) == only1).then_some(()) }
-    })
-    .await;
+    let out = c
+        .eventually("unready web-2 leaves the ClusterIP rotation", 20, || {
+            let ns = client_ns.clone();
+            let only1 = only1.clone();
+            async move {
+                // The time is that of the start of the first round seeing only web-1.
+                let round = Instant::now();
+                (answers(Some(&ns), vip_addr, 20) == only1).then_some(round)
+            }
+        })
+        .await;
+    let pod_at = pod_seen
+        .await
+        .expect("web-2's Ready=False seen on the watch");
+    let slice_at = slice_seen
+        .await
+        .expect("web-2 not ready in the EndpointSlice");
     eprintln!(
-        "unready endpoint left the rotation after {:?}",
-        left.elapsed()
+        "unready endpoint left the rotation: marker removed → Ready=False on the pod {:?}, \
+         → EndpointSlice {:?}, → out of rotation {:?} (from Ready=False: {:?}; total {:?})",
+        pod_at.saturating_duration_since(removed),
+        slice_at.saturating_duration_since(pod_at),
+        out.saturating_duration_since(slice_at),
+        out.saturating_duration_since(pod_at),
+        out.saturating_duration_since(removed),
     );
     for n in &c.nodes {
         assert_eq!(
@@ -820,6 +824,61 @@ async fn two_nodes_pods_services_dns() {
     assert!(refused.is_err(), "{refused:?}");
 
     drop(c);
+}
+
+/// Watches pod web-2 and the `web` EndpointSlices from now on; the first resolves when the
+/// pod's Ready condition turns False, the second when its address `ip` is in a slice as not
+/// ready: each with the Instant it was seen.
+fn watch_unready(
+    client: &kube::Client,
+    ip: Ipv4Addr,
+) -> (
+    tokio::task::JoinHandle<Instant>,
+    tokio::task::JoinHandle<Instant>,
+) {
+    use futures::TryStreamExt;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::runtime::{watcher, WatchStreamExt};
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = tokio::spawn(async move {
+        let cfg = watcher::Config::default().fields("metadata.name=web-2");
+        let mut s = std::pin::pin!(watcher::watcher(pods, cfg).default_backoff());
+        while let Ok(Some(ev)) = s.try_next().await {
+            let (watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = ev else {
+                continue;
+            };
+            let ready = p
+                .status
+                .and_then(|s| s.conditions)
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if !ready {
+                return Instant::now();
+            }
+        }
+        panic!("pod watch ended");
+    });
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let slice = tokio::spawn(async move {
+        let cfg = watcher::Config::default().labels("kubernetes.io/service-name=web");
+        let mut s = std::pin::pin!(watcher::watcher(slices, cfg).default_backoff());
+        let ip = ip.to_string();
+        while let Ok(Some(ev)) = s.try_next().await {
+            let (watcher::Event::Apply(sl) | watcher::Event::InitApply(sl)) = ev else {
+                continue;
+            };
+            let unready = sl.endpoints.iter().any(|e| {
+                e.addresses.contains(&ip)
+                    && e.conditions.as_ref().and_then(|c| c.ready) == Some(false)
+            });
+            if unready {
+                return Instant::now();
+            }
+        }
+        panic!("endpoint slice watch ended");
+    });
+    (pod, slice)
 }
 
 /// A pod on `node` that only sleeps (a client), labelled `labels`, in `ns`.

@@ -2,6 +2,7 @@
 //! (see `zone`) and forwards every other name to the node's upstream resolvers. Wire format
 //! from `hickory-proto`; the UDP and TCP loops are ours (small, and no resolver state).
 pub mod resolv;
+pub mod wire;
 pub mod zone;
 
 use std::borrow::Borrow;
@@ -124,8 +125,22 @@ impl DnsServer {
         }
     }
 
-    /// Answers one query message (wire format), or says to forward it.
+    /// Answers one query message (wire format), or says to forward it. The common query
+    /// (one question of class IN, no compression, at most an EDNS OPT record) is answered
+    /// straight from the bytes ([`wire`]); anything else goes through hickory's parser.
     pub fn answer(&self, query: &[u8]) -> Action {
+        let mut out = Vec::with_capacity(128);
+        match wire::answer(query, &mut out, &self.cfg.domain, |name, qtype| {
+            self.zone().lookup(name, qtype, &self.cfg.domain)
+        }) {
+            Some(wire::Outcome::Reply) => Action::Reply(out),
+            Some(wire::Outcome::Forward) => Action::Forward,
+            None => self.answer_parsed(query),
+        }
+    }
+
+    /// [`DnsServer::answer`] through hickory's message model: every query it accepts.
+    pub fn answer_parsed(&self, query: &[u8]) -> Action {
         let Ok(req) = Message::from_vec(query) else {
             return Action::Drop;
         };

@@ -142,3 +142,140 @@ fn parses_upstreams() {
         ]
     );
 }
+
+/// The reply as text through hickory's parser: header fields, question, answers and
+/// additional records (names lowercased, as DNS compares them).
+fn reply_text(b: &[u8]) -> String {
+    let m = Message::from_vec(b).expect("reply parses");
+    let mut s = format!(
+        "id={} qr={:?} op={:?} aa={} rd={} ra={} rcode={:?}\n",
+        m.id(),
+        m.message_type(),
+        m.op_code(),
+        m.authoritative(),
+        m.recursion_desired(),
+        m.recursion_available(),
+        m.response_code()
+    );
+    for q in m.queries() {
+        s.push_str(&format!("Q {}\n", q.to_string().to_lowercase()));
+    }
+    for r in m.answers() {
+        s.push_str(&format!("AN {}\n", r.to_string().to_lowercase()));
+    }
+    for r in m.additionals() {
+        s.push_str(&format!("AR {}\n", r.to_string().to_lowercase()));
+    }
+    s
+}
+
+fn server_with_fixture() -> Arc<DnsServer> {
+    let s = DnsServer::new(DnsConfig::default());
+    s.set_zone(fixture_zone());
+    s
+}
+
+#[test]
+fn wire_path_answers_as_the_parsed_path() {
+    let s = server_with_fixture();
+    let cases: &[(&str, u16)] = &[
+        ("web.default.svc.cluster.local", 1),
+        ("WEB.Default.svc.cluster.local", 1),
+        ("web.default.svc.cluster.local", 28),
+        ("web.default.svc.cluster.local", 255),
+        ("_http._tcp.web.default.svc.cluster.local", 33),
+        ("web.default.svc.cluster.local", 33),
+        ("db.default.svc.cluster.local", 1),
+        ("db.default.svc.cluster.local", 33),
+        ("db-0.db.default.svc.cluster.local", 1),
+        ("ext.default.svc.cluster.local", 1),
+        ("nope.default.svc.cluster.local", 1),
+        ("default.svc.cluster.local", 1),
+        ("nons.svc.cluster.local", 1),
+        ("10-244-1-7.default.pod.cluster.local", 1),
+        ("cluster.local", 1),
+        ("a.b.c.d.e.f.svc.cluster.local", 1),
+    ];
+    for (i, (name, qtype)) in cases.iter().enumerate() {
+        let q = wire::query(i as u16 + 7, name, *qtype);
+        let mut out = Vec::new();
+        let fast = wire::answer(&q, &mut out, "cluster.local", |n, t| {
+            s.zone().lookup(n, t, "cluster.local")
+        });
+        assert_eq!(fast, Some(wire::Outcome::Reply), "{name} {qtype}");
+        let Action::Reply(general) = s.answer_parsed(&q) else {
+            panic!("{name}: the parsed path did not reply");
+        };
+        assert_eq!(
+            reply_text(&out),
+            reply_text(&general),
+            "{name} type {qtype}"
+        );
+        // And `answer` takes the wire path for it.
+        let Action::Reply(via) = s.answer(&q) else {
+            panic!("{name}: no reply");
+        };
+        assert_eq!(via, out);
+    }
+}
+
+#[test]
+fn wire_path_forwards_and_falls_back() {
+    let s = server_with_fixture();
+    let lookup = |n: &str, t| s.zone().lookup(n, t, "cluster.local");
+    let mut out = Vec::new();
+    let q = wire::query(1, "example.org", 1);
+    assert_eq!(
+        wire::answer(&q, &mut out, "cluster.local", lookup),
+        Some(wire::Outcome::Forward)
+    );
+    assert!(matches!(s.answer(&q), Action::Forward));
+    // "evilcluster.local" is not inside "cluster.local".
+    let q = wire::query(1, "evilcluster.local", 1);
+    assert_eq!(
+        wire::answer(&q, &mut out, "cluster.local", lookup),
+        Some(wire::Outcome::Forward)
+    );
+    // With an EDNS OPT record (what dig sends): answered, no OPT in the reply.
+    let mut q = wire::query(2, "web.default.svc.cluster.local", 1);
+    q[11] = 1;
+    q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        wire::answer(&q, &mut out, "cluster.local", lookup),
+        Some(wire::Outcome::Reply)
+    );
+    assert!(
+        reply_text(&out).contains("AN web.default.svc.cluster.local. 5 in a 10.96.0.20"),
+        "{}",
+        reply_text(&out)
+    );
+    // Not the common case: the general path decides.
+    let mut two = wire::query(3, "web.default.svc.cluster.local", 1);
+    two[5] = 2;
+    assert_eq!(wire::answer(&two, &mut out, "cluster.local", lookup), None);
+    let mut pointer = wire::query(4, "web.default.svc.cluster.local", 1);
+    pointer[12] = 0xc0;
+    assert_eq!(
+        wire::answer(&pointer, &mut out, "cluster.local", lookup),
+        None
+    );
+    let mut response = wire::query(5, "web.default.svc.cluster.local", 1);
+    response[2] |= 0x80;
+    assert_eq!(
+        wire::answer(&response, &mut out, "cluster.local", lookup),
+        None
+    );
+    assert!(matches!(s.answer(&response), Action::Drop));
+    let mut chaos = wire::query(6, "web.default.svc.cluster.local", 1);
+    let n = chaos.len();
+    chaos[n - 1] = 3;
+    assert_eq!(
+        wire::answer(&chaos, &mut out, "cluster.local", lookup),
+        None
+    );
+    for cut in 0..q.len() {
+        // Truncated input never panics and never answers wrongly.
+        let _ = wire::answer(&q[..cut], &mut out, "cluster.local", lookup);
+        let _ = s.answer(&q[..cut]);
+    }
+}

@@ -50,8 +50,9 @@ pub struct SvcRec {
 /// All records of the cluster domain.
 #[derive(Debug, Clone, Default)]
 pub struct Zone {
-    /// (namespace, service) → records.
-    pub services: HashMap<(String, String), SvcRec>,
+    /// namespace → service → records (nested so that a query looks both up by `&str`,
+    /// with no key to allocate, and a namespace on its own in O(1)).
+    pub services: HashMap<String, HashMap<String, SvcRec>>,
 }
 
 /// A record to answer with.
@@ -121,7 +122,7 @@ impl Zone {
                     .collect(),
                 endpoints: Vec::new(),
             };
-            z.services.insert((ns, name), rec);
+            z.services.entry(ns).or_default().insert(name, rec);
         }
         for sl in slices {
             let sl: &EndpointSlice = sl.borrow();
@@ -137,7 +138,11 @@ impl Zone {
             else {
                 continue;
             };
-            let Some(rec) = z.services.get_mut(&(ns, svc.clone())) else {
+            let Some(rec) = z
+                .services
+                .get_mut(&ns)
+                .and_then(|m| m.get_mut(svc.as_str()))
+            else {
                 continue;
             };
             let ports: Vec<PortRec> = sl
@@ -167,11 +172,16 @@ impl Zone {
                 }
             }
         }
-        for rec in z.services.values_mut() {
+        for rec in z.services.values_mut().flat_map(HashMap::values_mut) {
             rec.endpoints.sort_by_key(|e| e.ip);
             rec.endpoints.dedup_by_key(|e| e.ip);
         }
         z
+    }
+
+    /// The records of Service `ns/svc`.
+    pub fn service(&self, ns: &str, svc: &str) -> Option<&SvcRec> {
+        self.services.get(ns)?.get(svc)
     }
 
     /// Resolves `name` (lowercase, no trailing dot) in `domain` (e.g. `cluster.local`).
@@ -183,19 +193,27 @@ impl Zone {
         } else {
             return Lookup::Forward;
         };
-        let labels: Vec<&str> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('.').collect()
-        };
+        // At most five labels under the domain mean anything; no allocation per query.
+        let mut buf = [""; 6];
+        let mut n = 0;
+        if !rest.is_empty() {
+            for l in rest.split('.') {
+                if n == buf.len() {
+                    return Lookup::NxDomain;
+                }
+                buf[n] = l;
+                n += 1;
+            }
+        }
+        let labels = &buf[..n];
         let empty = || Lookup::Answer {
             answers: Vec::new(),
             additional: Vec::new(),
         };
-        match labels.as_slice() {
+        match labels {
             [] | ["svc"] | ["pod"] => empty(),
             [ns, "svc"] | [ns, "pod"] => {
-                if self.services.keys().any(|(n, _)| n == ns) {
+                if self.services.contains_key(*ns) {
                     empty()
                 } else {
                     Lookup::NxDomain
@@ -210,7 +228,7 @@ impl Zone {
                 Err(_) => Lookup::NxDomain,
             },
             [svc, ns, "svc"] => {
-                let Some(rec) = self.services.get(&(ns.to_string(), svc.to_string())) else {
+                let Some(rec) = self.service(ns, svc) else {
                     return Lookup::NxDomain;
                 };
                 if let Some(ext) = &rec.external_name {
@@ -247,7 +265,7 @@ impl Zone {
                 }
             }
             [host, svc, ns, "svc"] if !host.starts_with('_') => {
-                let Some(rec) = self.services.get(&(ns.to_string(), svc.to_string())) else {
+                let Some(rec) = self.service(ns, svc) else {
                     return Lookup::NxDomain;
                 };
                 let hits: Vec<&EpRec> = rec
@@ -271,7 +289,7 @@ impl Zone {
                 }
             }
             [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
-                let Some(rec) = self.services.get(&(ns.to_string(), svc.to_string())) else {
+                let Some(rec) = self.service(ns, svc) else {
                     return Lookup::NxDomain;
                 };
                 let (port, proto) = (&port[1..], &proto[1..]);

@@ -1,10 +1,13 @@
-//! The service proxy: ClusterIP and NodePort through one nftables table, rewritten whole in
-//! one transaction whenever Services or EndpointSlices change (as upstream kube-proxy's
-//! nftables mode). Established connections keep their conntrack NAT across rewrites.
+//! The service proxy: ClusterIP and NodePort through one nftables table (as upstream
+//! kube-proxy's nftables mode), written whole in one transaction at the first sync and after
+//! a failure, and after that only where Services or EndpointSlices changed (the chains of
+//! changed service ports, map elements by difference, stale chains and sets deleted), also
+//! in one transaction. Established connections keep their conntrack NAT across rewrites.
 pub mod model;
 pub mod rules;
 
 use std::borrow::Borrow;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +64,13 @@ pub struct Proxier {
     nft: Nft,
     /// None until the first successful (full) sync.
     applied: Option<Ruleset>,
+    /// Chains a partial sync flushed because nothing uses them any more, and when: deleted
+    /// by the first sync at least [`STALE_CHAIN_DELAY`] later (upstream's `staleChains`).
+    stale: BTreeMap<String, Instant>,
 }
+
+/// How long a flushed stale chain is kept before it is deleted (upstream: one second).
+pub const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);
 
 impl Proxier {
     pub fn new(cfg: ProxyConfig) -> Self {
@@ -70,11 +79,13 @@ impl Proxier {
             cfg,
             nft,
             applied: None,
+            stale: BTreeMap::new(),
         }
     }
 
     /// Generates and applies the ruleset for these objects. The first sync (and any after a
-    /// failure) replaces the table whole; later ones keep session-affinity state.
+    /// failure) replaces the table whole; later ones write only what changed (and keep
+    /// session-affinity state).
     pub async fn sync(
         &mut self,
         services: &[impl Borrow<Service>],
@@ -99,23 +110,49 @@ impl Proxier {
                 cluster_cidr: self.cfg.cluster_cidr,
             },
         );
-        if self.applied.as_ref() == Some(&rs) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .stale
+            .iter()
+            .filter(|(c, at)| {
+                now.duration_since(**at) >= STALE_CHAIN_DELAY && !rs.chains.contains(*c)
+            })
+            .map(|(c, _)| c.clone())
+            .collect();
+        if self.applied.as_ref() == Some(&rs) && expired.is_empty() {
             return Ok(());
         }
-        let text = match &self.applied {
-            Some(prev) => rs.incremental(prev),
-            None => rs.full(),
-        };
-        match self.nft.apply(&text).await {
-            Ok(()) => {
-                self.applied = Some(rs);
-                Ok(())
+        let (text, newly_stale, full) = match &self.applied {
+            Some(prev) if prev.base == rs.base => {
+                let mut text = rs.partial(prev);
+                text.push_str(&Ruleset::delete_chains(&expired));
+                let stale: Vec<String> = prev.chains.difference(&rs.chains).cloned().collect();
+                (text, stale, false)
             }
-            Err(e) => {
+            _ => (rs.full(), Vec::new(), true),
+        };
+        if !text.is_empty() {
+            if let Err(e) = self.nft.apply(&text).await {
                 self.applied = None;
-                Err(e)
+                self.stale.clear();
+                return Err(e);
             }
         }
+        if full {
+            // The table was replaced whole: nothing stale is left in it.
+            self.stale.clear();
+        } else {
+            for c in &expired {
+                self.stale.remove(c);
+            }
+            // A chain in use again is not stale any more (it was declared and rewritten).
+            self.stale.retain(|c, _| !rs.chains.contains(c));
+            for c in newly_stale {
+                self.stale.insert(c, now);
+            }
+        }
+        self.applied = Some(rs);
+        Ok(())
     }
 }
 

@@ -4,7 +4,14 @@
 //! The body is a list of `add` commands so the same text serves both a full sync (the table
 //! deleted and recreated in one transaction) and an incremental one (`flush table`, which
 //! keeps the session-affinity sets' elements, then stale chains and sets deleted).
-use std::collections::BTreeSet;
+//!
+//! Each service port's chains, sets and map elements are also kept apart ([`Unit`]), so a
+//! sync after the first writes only what changed ([`Ruleset::partial`], as upstream's
+//! nftables proxier): the chains of changed service ports rewritten, map elements added and
+//! deleted by difference, chains that went away flushed (and deleted a sync later), sets
+//! deleted. With 10,000 Services an
+//! endpoint change is then a few lines for `nft` instead of the whole table.
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use ipnet::Ipv4Net;
@@ -38,6 +45,23 @@ pub struct Ruleset {
     pub body: String,
     pub chains: BTreeSet<String>,
     pub sets: BTreeSet<String>,
+    /// What does not depend on the services (table, maps, base and shared chains with their
+    /// rules): a partial sync needs it unchanged.
+    pub base: String,
+    /// Per service port (by its id), what it adds to the table.
+    pub units: BTreeMap<String, Unit>,
+}
+
+/// What one service port adds to the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unit {
+    /// `add chain` and `add set` commands.
+    pub decl: String,
+    /// `add rule` commands.
+    pub rules: String,
+    pub chains: BTreeSet<String>,
+    /// (map, key) → value.
+    pub elements: Elements,
 }
 
 impl Ruleset {
@@ -63,6 +87,80 @@ impl Ruleset {
             let _ = writeln!(s, "delete set ip {TABLE} {c}");
         }
         s
+    }
+
+    /// Only what changed since `previous` (which must be what the table holds, with the same
+    /// [`Ruleset::base`]), as upstream's partial syncs: new and changed service ports' chains
+    /// declared, flushed and rewritten; their map elements deleted and added by difference
+    /// (every delete before any add, so a key may move between service ports); chains that
+    /// went away flushed, stale affinity sets deleted. Empty when nothing changed.
+    ///
+    /// Stale chains are only flushed: the caller deletes them in a later transaction
+    /// ([`Ruleset::delete_chains`]), as upstream does, because kernels before 6.2 may
+    /// still count a reference from a map element deleted in the same transaction and
+    /// refuse the whole transaction.
+    pub fn partial(&self, previous: &Ruleset) -> String {
+        let mut s = String::new();
+        let mut deletes = String::new();
+        let mut adds = String::new();
+        let none = BTreeMap::new();
+        for (id, u) in &self.units {
+            let old = previous.units.get(id);
+            if old == Some(u) {
+                continue;
+            }
+            s.push_str(&u.decl);
+            for c in &u.chains {
+                let _ = writeln!(s, "flush chain ip {TABLE} {c}");
+            }
+            s.push_str(&u.rules);
+            element_diff(
+                old.map_or(&none, |o| &o.elements),
+                &u.elements,
+                &mut deletes,
+                &mut adds,
+            );
+        }
+        for (id, u) in &previous.units {
+            if !self.units.contains_key(id) {
+                element_diff(&u.elements, &none, &mut deletes, &mut adds);
+            }
+        }
+        s.push_str(&deletes);
+        s.push_str(&adds);
+        for c in previous.chains.difference(&self.chains) {
+            let _ = writeln!(s, "flush chain ip {TABLE} {c}");
+        }
+        for c in previous.sets.difference(&self.sets) {
+            let _ = writeln!(s, "delete set ip {TABLE} {c}");
+        }
+        s
+    }
+
+    /// Deletes `chains` (flushed, unreferenced ones left by an earlier partial sync).
+    pub fn delete_chains<'a>(chains: impl IntoIterator<Item = &'a String>) -> String {
+        let mut s = String::new();
+        for c in chains {
+            let _ = writeln!(s, "delete chain ip {TABLE} {c}");
+        }
+        s
+    }
+}
+
+type Elements = BTreeMap<(&'static str, String), String>;
+
+/// `delete element` for what `old` has and `new` has not (or with another value), `add
+/// element` for what `new` has and `old` has not (or with another value).
+fn element_diff(old: &Elements, new: &Elements, deletes: &mut String, adds: &mut String) {
+    for ((map, key), v) in old {
+        if new.get(&(*map, key.clone())) != Some(v) {
+            let _ = writeln!(deletes, "delete element ip {TABLE} {map} {{ {key} }}");
+        }
+    }
+    for ((map, key), v) in new {
+        if old.get(&(*map, key.clone())) != Some(v) {
+            let _ = writeln!(adds, "add element ip {TABLE} {map} {{ {key} : {v} }}");
+        }
     }
 }
 
@@ -103,22 +201,47 @@ struct Gen {
     elems: String,
     chains: BTreeSet<String>,
     sets: BTreeSet<String>,
+    /// The service port being generated: everything also goes here.
+    unit: Option<Unit>,
 }
 
 impl Gen {
     fn chain(&mut self, name: &str) {
-        let _ = writeln!(self.out, "add chain ip {TABLE} {name}");
+        let line = format!("add chain ip {TABLE} {name}\n");
+        self.out.push_str(&line);
         self.chains.insert(name.to_string());
+        if let Some(u) = &mut self.unit {
+            u.decl.push_str(&line);
+            u.chains.insert(name.to_string());
+        }
     }
     fn base(&mut self, name: &str, spec: &str) {
         let _ = writeln!(self.out, "add chain ip {TABLE} {name} {{ {spec}; }}");
         self.chains.insert(name.to_string());
     }
-    fn rule(&mut self, chain: &str, rule: &str) {
-        let _ = writeln!(self.rules, "add rule ip {TABLE} {chain} {rule}");
+    fn set(&mut self, name: &str, spec: &str) {
+        let line = format!("add set ip {TABLE} {name} {{ {spec}; }}\n");
+        self.out.push_str(&line);
+        self.sets.insert(name.to_string());
+        if let Some(u) = &mut self.unit {
+            u.decl.push_str(&line);
+        }
     }
-    fn element(&mut self, map: &str, elem: &str) {
-        let _ = writeln!(self.elems, "add element ip {TABLE} {map} {{ {elem} }}");
+    fn rule(&mut self, chain: &str, rule: &str) {
+        let line = format!("add rule ip {TABLE} {chain} {rule}\n");
+        self.rules.push_str(&line);
+        if let Some(u) = &mut self.unit {
+            u.rules.push_str(&line);
+        }
+    }
+    fn element(&mut self, map: &'static str, key: &str, value: &str) {
+        let _ = writeln!(
+            self.elems,
+            "add element ip {TABLE} {map} {{ {key} : {value} }}"
+        );
+        if let Some(u) = &mut self.unit {
+            u.elements.insert((map, key.to_string()), value.to_string());
+        }
     }
 }
 
@@ -147,6 +270,7 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
         elems: String::new(),
         chains: BTreeSet::new(),
         sets: BTreeSet::new(),
+        unit: None,
     };
     let cidr = cfg.cluster_cidr.trunc();
     let _ = writeln!(
@@ -228,8 +352,17 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
         "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
     );
 
+    let base = format!("{}{}", g.out, g.rules);
+    let mut units = BTreeMap::new();
+    let mut unit_id: Option<String> = None;
     for sp in ports {
         let id = sp.id();
+        // The previous service port's unit is complete (its loop body may `continue`).
+        if let (Some(prev), Some(u)) =
+            (unit_id.replace(id.clone()), g.unit.replace(Unit::default()))
+        {
+            units.insert(prev, u);
+        }
         let proto = sp.protocol.nft();
         // Endpoint chains, one per endpoint (all of them: the local-only lists pick a subset).
         let mut ep_chain = Vec::with_capacity(sp.endpoints.len());
@@ -243,11 +376,10 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
             );
             if let Some(t) = sp.affinity_timeout {
                 let set = named("affinity", &eid);
-                let _ = writeln!(
-                    g.out,
-                    "add set ip {TABLE} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {t}s; }}"
+                g.set(
+                    &set,
+                    &format!("type ipv4_addr; flags dynamic,timeout; timeout {t}s"),
                 );
-                g.sets.insert(set.clone());
                 g.rule(&chain, &format!("update @{set} {{ ip saddr }}"));
             }
             g.rule(
@@ -277,10 +409,7 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
         let svc_chain = named("service", &id);
         let key = format!("{} . {proto} . {}", sp.cluster_ip, sp.port);
         if cluster_eps.is_empty() {
-            g.element(
-                "no-endpoint-services",
-                &format!("{key} : goto reject-chain"),
-            );
+            g.element("no-endpoint-services", &key, "goto reject-chain");
         } else {
             g.chain(&svc_chain);
             g.rule(
@@ -293,7 +422,7 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
             affinity_rules(&mut g, &svc_chain, &cluster_eps);
             let targets: Vec<String> = cluster_eps.iter().map(|(_, c)| c.clone()).collect();
             g.rule(&svc_chain, &spread(&targets));
-            g.element("service-ips", &format!("{key} : goto {svc_chain}"));
+            g.element("service-ips", &key, &format!("goto {svc_chain}"));
         }
 
         // The NodePort ("external") side.
@@ -302,17 +431,14 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
         let has_cluster = !cluster_eps.is_empty();
         if !sp.external_local {
             if !has_cluster {
-                g.element(
-                    "no-endpoint-nodeports",
-                    &format!("{nkey} : goto reject-chain"),
-                );
+                g.element("no-endpoint-nodeports", &nkey, "goto reject-chain");
                 continue;
             }
             let ext = named("external", &id);
             g.chain(&ext);
             g.rule(&ext, "jump mark-for-masquerade");
             g.rule(&ext, &format!("goto {svc_chain}"));
-            g.element("service-nodeports", &format!("{nkey} : goto {ext}"));
+            g.element("service-nodeports", &nkey, &format!("goto {ext}"));
             continue;
         }
         // externalTrafficPolicy: Local keeps the client's address and only uses endpoints on
@@ -332,7 +458,10 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
             let targets: Vec<String> = local.iter().map(|(_, c)| c.clone()).collect();
             g.rule(&ext, &spread(&targets));
         }
-        g.element("service-nodeports", &format!("{nkey} : goto {ext}"));
+        g.element("service-nodeports", &nkey, &format!("goto {ext}"));
+    }
+    if let (Some(id), Some(u)) = (unit_id, g.unit.take()) {
+        units.insert(id, u);
     }
     let mut body = g.out;
     body.push_str(&g.rules);
@@ -341,5 +470,7 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
         body,
         chains: g.chains,
         sets: g.sets,
+        base,
+        units,
     }
 }

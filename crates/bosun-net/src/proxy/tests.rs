@@ -1,4 +1,6 @@
 //! Golden tests of ruleset generation.
+use std::collections::BTreeSet;
+
 use super::*;
 use serde_json::json;
 
@@ -156,4 +158,147 @@ fn single_endpoint_is_a_plain_goto_and_many_use_numgen() {
         "add element ip bosun no-endpoint-services { 10.96.0.40 . tcp . 80 : goto reject-chain }"
     ));
     assert!(!rs.body.contains("headless"));
+}
+
+#[test]
+fn partial_sync_writes_only_what_changed() {
+    let (s, mut e) = fixture();
+    let before = generate(&service_ports(&s, &e, "n1"), &cfg());
+    assert_eq!(
+        before.partial(&before),
+        "",
+        "nothing changed, nothing to write"
+    );
+    // The whole body is the base plus every unit: no service port is left out of a unit.
+    let unit_chains: BTreeSet<String> = before
+        .units
+        .values()
+        .flat_map(|u| u.chains.iter().cloned())
+        .collect();
+    assert!(unit_chains.is_subset(&before.chains));
+    assert_eq!(before.units.len(), 5, "{:?}", before.units.keys());
+
+    // web's endpoint 10.244.2.2 goes away: web's http and dns chains are rewritten, the
+    // endpoint's chains deleted; sticky and local are not mentioned.
+    e[0] = serde_json::from_value(json!({
+        "metadata": {"namespace": "default", "name": "web-1",
+            "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                  {"name": "dns", "port": 5353, "protocol": "UDP"}],
+        "endpoints": [{"addresses": ["10.244.1.2"], "conditions": {"ready": true}, "nodeName": "n1"}]
+    }))
+    .unwrap();
+    let after = generate(&service_ports(&s, &e, "n1"), &cfg());
+    assert_eq!(after.base, before.base);
+    let text = after.partial(&before);
+    let web = rules::hash8("default/web/tcp/http");
+    assert!(text.contains(&format!(
+        "flush chain ip bosun service-{web}-default/web/tcp/http\n"
+    )));
+    assert!(text.contains(&format!(
+        "add rule ip bosun service-{web}-default/web/tcp/http goto endpoint-"
+    )));
+    // The stale endpoint chain is flushed, not deleted (that is for a later transaction).
+    assert!(text.contains(
+        "flush chain ip bosun endpoint-QKDEJ4CM-default/web/tcp/http__10.244.2.2/8080\n"
+    ));
+    assert!(!text.contains("delete chain"), "{text}");
+    assert!(!text.contains("sticky"), "{text}");
+    assert!(!text.contains("kube-system"), "{text}");
+    assert!(!text.contains("element"), "no map element changed: {text}");
+
+    // sticky removed, a new Service added: its elements and chains come and go.
+    let mut s2: Vec<Service> = s
+        .iter()
+        .filter(|x| x.metadata.name.as_deref() != Some("sticky"))
+        .cloned()
+        .collect();
+    s2.push(svc(json!({
+        "metadata": {"namespace": "default", "name": "new"},
+        "spec": {"clusterIP": "10.96.0.60", "ports": [{"port": 81}]}
+    })));
+    let third = generate(&service_ports(&s2, &e, "n1"), &cfg());
+    let text = third.partial(&after);
+    assert!(
+        text.contains("delete element ip bosun service-ips { 10.96.0.30 . tcp . 8080 }\n"),
+        "{text}"
+    );
+    assert!(text.contains("add element ip bosun no-endpoint-services { 10.96.0.60 . tcp . 81 : goto reject-chain }\n"), "{text}");
+    assert!(text.contains("delete set ip bosun affinity-"), "{text}");
+    let sticky = rules::hash8("default/sticky/tcp/p8080");
+    assert!(text.contains(&format!(
+        "flush chain ip bosun service-{sticky}-default/sticky/tcp/p8080\n"
+    )));
+    assert!(!text.contains("default/web/"), "{text}");
+    // An element whose value changes is deleted before it is added again.
+    let del = text.find("delete element").unwrap();
+    let add = text.find("add element").unwrap();
+    assert!(del < add);
+}
+
+/// The e2e's transition: a NodePort Service with two endpoints, one on each node; the other
+/// node's endpoint turns unready while this node's stays ready. The partial text rewrites
+/// the service port's chains in place (the service chain now a plain goto to the ready
+/// endpoint), touches no map element (the ClusterIP and NodePort keep pointing at chains
+/// that exist and are rewritten in the same transaction, so there is no moment without a
+/// verdict, and nothing in the no-endpoint maps, so no reject), and only flushes the
+/// unready endpoint's chain. The next sync a second later deletes it.
+#[test]
+fn partial_sync_of_an_endpoint_going_unready_while_another_stays_ready() {
+    let s = vec![svc(json!({
+        "metadata": {"namespace": "default", "name": "web"},
+        "spec": {"type": "NodePort", "clusterIP": "10.96.0.20", "ports": [
+            {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http", "nodePort": 30080}
+        ]}
+    }))];
+    let eps = |web2_ready: bool| {
+        vec![slice(json!({
+            "metadata": {"namespace": "default", "name": "web-x",
+                "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.244.0.2"], "conditions": {"ready": true}, "nodeName": "node-a"},
+                {"addresses": ["10.244.1.2"], "conditions": {"ready": web2_ready}, "nodeName": "node-b"}
+            ]
+        }))]
+    };
+    let before = generate(&service_ports(&s, &eps(true), "node-a"), &cfg());
+    let after = generate(&service_ports(&s, &eps(false), "node-a"), &cfg());
+    assert_eq!(after.base, before.base);
+    let id = "default/web/tcp/http";
+    let h = rules::hash8(id);
+    let ep = |ip: &str| {
+        let e = format!("{id}__{ip}/8080");
+        format!("endpoint-{}-{e}", rules::hash8(&e))
+    };
+    let (e1, e2) = (ep("10.244.0.2"), ep("10.244.1.2"));
+    let t = "ip bosun";
+    let expected = format!(
+        "add chain {t} {e1}\n\
+         add chain {t} service-{h}-{id}\n\
+         add chain {t} external-{h}-{id}\n\
+         flush chain {t} {e1}\n\
+         flush chain {t} external-{h}-{id}\n\
+         flush chain {t} service-{h}-{id}\n\
+         add rule {t} {e1} ip saddr 10.244.0.2 jump mark-for-masquerade\n\
+         add rule {t} {e1} meta l4proto tcp dnat to 10.244.0.2:8080\n\
+         add rule {t} service-{h}-{id} ip daddr 10.96.0.20 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n\
+         add rule {t} service-{h}-{id} goto {e1}\n\
+         add rule {t} external-{h}-{id} jump mark-for-masquerade\n\
+         add rule {t} external-{h}-{id} goto service-{h}-{id}\n\
+         flush chain {t} {e2}\n"
+    );
+    assert_eq!(after.partial(&before), expected);
+    assert_eq!(
+        rules::Ruleset::delete_chains([&e2]),
+        format!("delete chain {t} {e2}\n")
+    );
+    // And back: the endpoint's chain is declared again before anything jumps to it.
+    let back = before.partial(&after);
+    let decl = back.find(&format!("add chain {t} {e2}\n")).unwrap();
+    let used = back.find(&format!("goto {e2}")).unwrap();
+    assert!(decl < used, "{back}");
+    assert!(!back.contains("element"), "{back}");
 }

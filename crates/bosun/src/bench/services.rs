@@ -67,10 +67,15 @@ struct Throughput {
 
 #[derive(Debug, Serialize)]
 struct Dns {
+    /// Answers per second of wall time (the clients share the machine's cores with it).
     qps: f64,
     answered: u64,
     seconds: f64,
     client_threads: usize,
+    /// CPU time the server's thread used meanwhile.
+    server_cpu_seconds: Option<f64>,
+    /// Answers per second of the server's own CPU time: queries per second on one core.
+    qps_per_core: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,9 +152,14 @@ fn print_table(r: &Report) {
         let ratio = format!("{:.2}×", t.ratio);
         println!("{label:<44} {ratio:>12} {:>12} {:>12}", "", "≥ 0.9×");
     }
-    let label = format!("DNS on one core ({} client threads)", r.dns.client_threads);
+    let label = format!("DNS, wall ({} client threads)", r.dns.client_threads);
     let qps = format!("{:.0} qps", r.dns.qps);
-    println!("{label:<44} {qps:>12} {:>12} {:>12}", "", "≥ 20000 qps");
+    println!("{label:<44} {qps:>12}");
+    if let (Some(per_core), Some(cpu)) = (r.dns.qps_per_core, r.dns.server_cpu_seconds) {
+        let label = format!("DNS per core (server thread {cpu:.2} CPU s)");
+        let qps = format!("{per_core:.0} qps");
+        println!("{label:<44} {qps:>12} {:>12} {:>12}", "", "≥ 20000 qps");
+    }
 }
 
 fn service(i: usize) -> Service {
@@ -359,17 +369,18 @@ async fn bench_throughput(dir: &Path, mib: usize) -> anyhow::Result<Throughput> 
     })
 }
 
-/// A DNS query (RD set) for `name`, type A, class IN.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::with_capacity(64);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
+/// CPU time (user + system) thread `tid` of this process has used so far.
+fn thread_cpu(tid: i64) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) in parentheses: utime is the 14th
+    // field of the line, stime the 15th, in clock ticks.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    Some(Duration::from_millis(ticks * 1000 / hz))
 }
 
 async fn bench_dns(duration: Duration) -> anyhow::Result<Dns> {
@@ -399,7 +410,9 @@ async fn bench_dns(duration: Duration) -> anyhow::Result<Dns> {
                 server.update(&services, &slices);
                 match server.bind().await {
                     Ok((addr, task)) => {
-                        let _ = tx.send(Ok(addr));
+                        // SAFETY: gettid has no preconditions and cannot fail.
+                        let tid = i64::from(unsafe { libc::gettid() });
+                        let _ = tx.send(Ok((addr, tid)));
                         let _ = task.await;
                     }
                     Err(e) => {
@@ -409,7 +422,7 @@ async fn bench_dns(duration: Duration) -> anyhow::Result<Dns> {
             });
         })
         .context("dns server thread")?;
-    let addr = rx
+    let (addr, server_tid) = rx
         .recv_timeout(Duration::from_secs(10))
         .context("the DNS server did not start")??;
     let answered = Arc::new(AtomicU64::new(0));
@@ -429,7 +442,7 @@ async fn bench_dns(duration: Duration) -> anyhow::Result<Dns> {
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..window {
                     let name = format!("svc-{}.bench.svc.cluster.local", i % zone_size);
-                    sock.send(&dns_query(i as u16, &name))?;
+                    sock.send(&bosun_net::dns::wire::query(i as u16, &name, 1))?;
                     i += 1;
                 }
                 for _ in 0..window {
@@ -446,10 +459,15 @@ async fn bench_dns(duration: Duration) -> anyhow::Result<Dns> {
         }));
     }
     let t = Instant::now();
+    let cpu0 = thread_cpu(server_tid);
+    let n0 = answered.load(Ordering::Relaxed);
     tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
+    let n = answered.load(Ordering::Relaxed) - n0;
+    let cpu = thread_cpu(server_tid)
+        .zip(cpu0)
+        .map(|(b, a)| b.saturating_sub(a).as_secs_f64());
     let seconds = t.elapsed().as_secs_f64();
-    let n = answered.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
     }
@@ -458,5 +476,7 @@ async fn bench_dns(duration: Duration) -> anyhow::Result<Dns> {
         answered: n,
         seconds,
         client_threads: threads,
+        server_cpu_seconds: cpu,
+        qps_per_core: cpu.filter(|c| *c > 0.0).map(|c| n as f64 / c),
     })
 }
