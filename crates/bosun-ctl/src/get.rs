@@ -19,6 +19,8 @@ pub(crate) struct GetOpts {
     pub files: FileArgs,
     pub watch: bool,
     pub show_labels: bool,
+    /// `-L`: label keys printed as extra columns.
+    pub label_columns: Vec<String>,
     pub no_headers: bool,
 }
 
@@ -123,6 +125,7 @@ fn table_to_rows(
     wide: bool,
     namespace_col: bool,
     show_labels: bool,
+    label_columns: &[String],
     kind: Option<&str>,
 ) -> Printed {
     let defs = t["columnDefinitions"]
@@ -142,6 +145,12 @@ fn table_to_rows(
     header.extend(
         keep.iter()
             .map(|&i| defs[i]["name"].as_str().unwrap_or("").to_uppercase()),
+    );
+    // kubectl names a label column by the key's last path segment, upper-cased.
+    header.extend(
+        label_columns
+            .iter()
+            .map(|k| k.rsplit('/').next().unwrap_or(k).to_uppercase()),
     );
     if show_labels {
         header.push("LABELS".into());
@@ -167,6 +176,15 @@ fn table_to_rows(
                 }
             }
             out.push(c);
+        }
+        for k in label_columns {
+            out.push(
+                obj.pointer("/metadata/labels")
+                    .and_then(|l| l.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
         if show_labels {
             out.push(printer::labels_cell(obj));
@@ -309,7 +327,14 @@ pub(crate) async fn run(ctx: &Ctx, o: GetOpts) -> Result<()> {
             resource_version: String::new(),
         };
         for t in &tables {
-            let x = table_to_rows(t, wide, namespace_col, o.show_labels, kind.as_deref());
+            let x = table_to_rows(
+                t,
+                wide,
+                namespace_col,
+                o.show_labels,
+                &o.label_columns,
+                kind.as_deref(),
+            );
             p.header = x.header;
             p.rows.extend(x.rows);
             p.resource_version = x.resource_version;
@@ -405,7 +430,14 @@ async fn watch(
         if ev["type"] == "BOOKMARK" {
             continue;
         }
-        let mut p = table_to_rows(&ev["object"], wide, namespace_col, o.show_labels, None);
+        let mut p = table_to_rows(
+            &ev["object"],
+            wide,
+            namespace_col,
+            o.show_labels,
+            &o.label_columns,
+            None,
+        );
         if p.header.is_empty() || p.header.len() <= usize::from(namespace_col) {
             p.header = first.header.clone();
         }

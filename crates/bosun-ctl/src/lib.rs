@@ -19,6 +19,8 @@ mod manifest;
 mod portforward;
 mod printer;
 mod scaling;
+mod setimage;
+mod tabwriter;
 mod top;
 mod verbs;
 
@@ -95,6 +97,9 @@ pub enum Verb {
         /// Show every object's labels as the last column.
         #[arg(long)]
         show_labels: bool,
+        /// Label keys to show as columns (`-L app,tier`), after the table's own.
+        #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
+        label_columns: Vec<String>,
         /// Omit the header row.
         #[arg(long)]
         no_headers: bool,
@@ -320,6 +325,11 @@ pub enum Verb {
         #[arg(long, default_value = "deployment")]
         deployment_label_key: String,
     },
+    /// Set a feature of objects: `set image`.
+    Set {
+        #[command(subcommand)]
+        what: SetCmd,
+    },
     /// Mark a node unschedulable.
     Cordon { node: String },
     /// Mark a node schedulable.
@@ -347,6 +357,27 @@ pub enum Verb {
     },
     /// Client and server versions.
     Version,
+}
+
+/// `bosun ctl set ...`.
+#[derive(Subcommand, Debug)]
+pub enum SetCmd {
+    /// Update the images of containers in pods or pod templates: `set image deploy/web
+    /// web=nginx:1.25` (`*=IMAGE` for every container).
+    Image {
+        /// (TYPE NAME | TYPE/NAME | TYPE with --all or -l) CONTAINER=IMAGE...
+        args: Vec<String>,
+        /// Every object of the type in the namespace.
+        #[arg(long)]
+        all: bool,
+        /// Label selector.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[command(flatten)]
+        files: FileArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
 /// Runs one `bosun ctl` command; returns the process exit code after printing any error the
@@ -390,6 +421,7 @@ async fn dispatch(args: CtlArgs) -> Result<()> {
             files,
             watch,
             show_labels,
+            label_columns,
             no_headers,
         } => {
             get::run(
@@ -401,6 +433,7 @@ async fn dispatch(args: CtlArgs) -> Result<()> {
                     files,
                     watch,
                     show_labels,
+                    label_columns,
                     no_headers,
                 },
             )
@@ -606,6 +639,28 @@ async fn dispatch(args: CtlArgs) -> Result<()> {
                     poll_interval: parse_duration(&poll_interval)?,
                     timeout: parse_duration(&timeout)?,
                     deployment_label_key,
+                },
+            )
+            .await
+        }
+        Verb::Set {
+            what:
+                SetCmd::Image {
+                    args,
+                    all,
+                    selector,
+                    files,
+                    out,
+                },
+        } => {
+            setimage::set_image(
+                &ctx,
+                setimage::SetImageOpts {
+                    args,
+                    all,
+                    selector,
+                    files,
+                    output: out.output,
                 },
             )
             .await

@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 use crate::discovery::Resource;
 use crate::error::{Error, Result};
 
-/// Go's `text/tabwriter` as kubectl configures it (`minwidth 0, padding 3, ' '`): every cell
-/// but the last of a row is padded to its column's widest cell plus three spaces.
+/// Go's `text/tabwriter` as kubectl configures it for tables (`minwidth 6, padding 3, ' '`):
+/// every cell but the last of a row is padded to its column's widest cell plus three spaces,
+/// and to at least six.
 #[derive(Default)]
 pub(crate) struct TabWriter {
     rows: Vec<Vec<String>>,
@@ -56,9 +57,10 @@ pub(crate) fn format_row(cells: &[String], widths: &[usize]) -> String {
         if i + 1 == cells.len() {
             line.push_str(c);
         } else {
+            // kubectl's GetNewTabWriter: minwidth 6, padding 3.
             let w = widths.get(i).copied().unwrap_or(0);
             line.push_str(c);
-            for _ in c.chars().count()..w + 3 {
+            for _ in c.chars().count()..(w + 3).max(6) {
                 line.push(' ');
             }
         }
@@ -228,6 +230,10 @@ mod tests {
             tw.finish(),
             "NAME          READY   AGE\nmysql-abcde   1/1     5s\n"
         );
+        // Without a header, short columns still get minwidth 6.
+        let mut tw = TabWriter::new();
+        tw.row(["db", "0", "5s"].map(String::from));
+        assert_eq!(tw.finish(), "db    0     5s\n");
     }
 
     #[test]

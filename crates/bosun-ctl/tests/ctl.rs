@@ -314,16 +314,9 @@ async fn verbs_behave_like_kubectl() {
         ])
         .contains("restartedAt"));
 
-    // describe: the object and its events section.
-    let d = ok(&ts, &["describe", "svc", "myweb"]);
-    assert!(
-        d.starts_with("Name:         myweb\nNamespace:    default\n"),
-        "{d}"
-    );
-    assert!(
-        d.contains("Node Port:  30001") && d.contains("Events:"),
-        "{d}"
-    );
+    // describe: kubectl's Service describer, events section included.
+    let d = same(&ts, &["describe", "svc", "myweb"]);
+    assert!(d.contains("30001/TCP") && d.contains("Events:"), "{d}");
 
     // api-resources and errors as kubectl prints them.
     same(&ts, &["api-resources", "-o", "name"]);
@@ -620,4 +613,696 @@ async fn autoscale_edit_drain_top_like_kubectl() {
     same(&ts, &["top", "node", "n1"]);
     same(&ts, &["top", "pod", "bare-n1"]);
     same(&ts, &["top", "pod", "-n", "kube-system"]);
+}
+
+/// A server with one hollow node (pods become Running and Ready without containers), the
+/// scheduler and every controller: what `describe`, `set image` and `rolling-update` need
+/// to see pods, ReplicaSets, endpoints and events.
+struct Cluster {
+    ts: TestServer,
+    _hollow: bosun_hollow::HollowHandle,
+    _scheduler: bosun_scheduler::SchedulerHandle,
+    controllers: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.controllers.abort();
+    }
+}
+
+async fn cluster() -> Cluster {
+    let ts = TestServer::start().await.expect("server");
+    let client = ts.client().await.expect("client");
+    let hollow = bosun_hollow::run(
+        client.clone(),
+        bosun_hollow::HollowOptions {
+            nodes: 1,
+            // No heartbeat between the two CLIs' runs: the Lease and conditions stay put.
+            heartbeat: std::time::Duration::from_secs(600),
+            lease_duration_seconds: 3600,
+            status_interval: std::time::Duration::from_secs(600),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("hollow node");
+    let scheduler = bosun_scheduler::start(
+        client.clone(),
+        bosun_scheduler::SchedulerOptions {
+            pod_initial_backoff: std::time::Duration::from_millis(100),
+            pod_max_backoff: std::time::Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .expect("scheduler");
+    let opts = bosun_controllers::ControllerOptions::without_leader_election();
+    let controllers = tokio::spawn(async move {
+        if let Err(e) = bosun_controllers::run(client, opts).await {
+            panic!("controllers stopped: {e}");
+        }
+    });
+    Cluster {
+        ts,
+        _hollow: hollow,
+        _scheduler: scheduler,
+        controllers,
+    }
+}
+
+/// Polls `check` (a kubectl command's output) every 200 ms until it holds, for at most `secs`.
+async fn until(
+    ts: &TestServer,
+    secs: u64,
+    what: &str,
+    args: &[&str],
+    check: impl Fn(&str) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let out = text(&ts.kubectl(args).stdout);
+        if check(&out) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last `kubectl {}`:\n{out}",
+            args.join(" ")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// What may differ between two runs a moment apart, made equal: ages (`7s`, `3m2s`,
+/// `10s)` in `(x3 over 10s)`) become `AGE`, and runs of blanks (column widths follow the
+/// ages) become one blank. Timestamps are printed absolute (RFC 1123) and stay.
+fn normalise(s: &str) -> Vec<String> {
+    fn is_age(t: &str) -> bool {
+        let t = t.trim_end_matches(')');
+        !t.is_empty()
+            && t.starts_with(|c: char| c.is_ascii_digit())
+            && t.ends_with(['s', 'm', 'h', 'd', 'y'])
+            && t.chars().all(|c| c.is_ascii_digit() || "smhdy".contains(c))
+    }
+    s.lines()
+        .map(|l| {
+            l.split_whitespace()
+                .map(|t| if is_age(t) { "AGE" } else { t })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Both CLIs print the same, exactly, or (if ages ticked over between the runs) line for
+/// line after [`normalise`]. Returns kubectl's output.
+fn same_but_ages(ts: &TestServer, args: &[&str]) -> String {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let k = ts.kubectl(args);
+        let b = ctl(ts.kubeconfig(), args, None);
+        let (ks, bs) = (text(&k.stdout), text(&b.stdout));
+        if k.status.success() == b.status.success()
+            && text(&k.stderr) == text(&b.stderr)
+            && (ks == bs || normalise(&ks) == normalise(&bs))
+        {
+            return ks;
+        }
+        let diff: Vec<String> = normalise(&ks)
+            .iter()
+            .zip(normalise(&bs).iter())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(5)
+            .map(|(n, (a, b))| format!("line {}:\n  kubectl:   {a}\n  bosun ctl: {b}", n + 1))
+            .collect();
+        last = format!(
+            "kubectl ({}):\n{ks}{}\nbosun ctl ({}):\n{bs}{}\nfirst differences:\n{}",
+            k.status,
+            text(&k.stderr),
+            b.status,
+            text(&b.stderr),
+            diff.join("\n")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    panic!("`{}` differs\n{last}", args.join(" "));
+}
+
+#[test]
+fn normalise_makes_ages_equal_and_nothing_else() {
+    assert_eq!(
+        normalise("  Normal  Scheduled  9s    sched  ok\n  Warning  Unhealthy  3m2s (x3 over 10m)  k  bad"),
+        normalise("  Normal  Scheduled  10s   sched  ok\n  Warning  Unhealthy  3m9s (x3 over 11m)  k  bad")
+    );
+    assert_ne!(
+        normalise("Replicas:  2 current"),
+        normalise("Replicas:  3 current")
+    );
+    assert_ne!(normalise("Port:  80/TCP"), normalise("Port:  81/TCP"));
+}
+
+/// A pod with most of what the Pod describer prints: an init container, ports, a command,
+/// probes of each kind, limits and requests, every kind of env, envFrom, mounts of several
+/// volume kinds, tolerations, a node selector, long and multi-line annotations.
+const BUSY_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: busy
+  labels: {app: busy, tier: backend}
+  annotations:
+    short: hello
+    long: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    multi: "line one\nline two\n"
+spec:
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations:
+  - {key: dedicated, operator: Equal, value: db, effect: NoSchedule}
+  - {operator: Exists}
+  - {key: gpu, operator: Exists, effect: NoExecute, tolerationSeconds: 60}
+  initContainers:
+  - name: init
+    image: busybox:1.36
+    command: ["sh", "-c", "echo init"]
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["httpd", "-f"]
+    args: ["-p", "8080", "multi\nline"]
+    ports:
+    - {name: http, containerPort: 8080}
+    - {containerPort: 9090, hostPort: 19090, protocol: UDP}
+    resources:
+      limits: {cpu: 500m, memory: 256Mi}
+      requests: {cpu: 250m, memory: 128Mi}
+    livenessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      initialDelaySeconds: 3
+    readinessProbe:
+      tcpSocket: {port: http}
+    startupProbe:
+      exec: {command: ["cat", "/tmp/ready"]}
+      failureThreshold: 30
+    env:
+    - {name: PLAIN, value: "x"}
+    - {name: MULTI, value: "a\nb"}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: MEM
+      valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}
+    - name: PASS
+      valueFrom: {secretKeyRef: {name: creds, key: password}}
+    - name: MODE
+      valueFrom: {configMapKeyRef: {name: conf, key: mode, optional: true}}
+    envFrom:
+    - configMapRef: {name: conf}
+    - prefix: S_
+      secretRef: {name: creds, optional: true}
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    - {name: conf, mountPath: /etc/conf, readOnly: true}
+    - {name: host, mountPath: /host, subPath: sub}
+    - {name: claim, mountPath: /claim}
+    - {name: info, mountPath: /info}
+  - name: side
+    image: busybox:1.36
+  volumes:
+  - name: data
+    emptyDir: {sizeLimit: 1Gi}
+  - name: conf
+    configMap: {name: conf}
+  - name: secret
+    secret: {secretName: creds}
+  - name: host
+    hostPath: {path: /tmp, type: Directory}
+  - name: claim
+    persistentVolumeClaim: {claimName: myclaim}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_prints_what_kubectl_prints() {
+    let c = cluster().await;
+    let ts = &c.ts;
+    let s = seed();
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/local");
+    for f in [
+        s.join("mysql-rc.yaml"),
+        s.join("mysql-svc.yaml"),
+        s.join("myweb-rc.yaml"),
+        s.join("myweb-svc.yaml"),
+        s.join("tomcat-deployment.yaml"),
+        s.join("php-apache-hpa.yaml"),
+        s.join("pv0003.yaml"),
+        s.join("development-ns.yaml"),
+        s.join("resources-pod.yaml"),
+        local.join("pvc.yaml"),
+        local.join("liveness-pod.yaml"),
+    ] {
+        ts.kubectl_ok(&["create", "-f", f.to_str().unwrap()]);
+    }
+    ts.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=s3cret",
+    ]);
+    ts.kubectl_ok(&[
+        "create",
+        "configmap",
+        "conf",
+        "--from-literal=mode=fast",
+        "--from-literal=text=a\nb",
+    ]);
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], BUSY_POD);
+    until(
+        ts,
+        60,
+        "5 running myweb pods",
+        &["get", "pods", "-l", "app=myweb"],
+        |o| o.matches(" Running ").count() == 5,
+    )
+    .await;
+    until(ts, 60, "busy running", &["get", "pod", "busy"], |o| {
+        o.contains("Running")
+    })
+    .await;
+    until(
+        ts,
+        60,
+        "frontend available",
+        &["get", "deploy", "frontend"],
+        |o| o.contains(" 1/1 "),
+    )
+    .await;
+    // An event repeated three times about a container (count, fieldPath), as kubelets
+    // record probe failures.
+    let uid = ts.kubectl_ok(&["get", "pod", "liveness", "-o", "jsonpath={.metadata.uid}"]);
+    let now = chrono::Utc::now();
+    let ev = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: liveness.probe\ninvolvedObject:\n  kind: Pod\n  name: liveness\n  namespace: default\n  uid: {uid}\n  fieldPath: spec.containers{{liveness}}\nreason: Unhealthy\nmessage: 'Liveness probe failed: cat: can''t open ''/tmp/healthy''  '\ntype: Warning\ncount: 3\nfirstTimestamp: {}\nlastTimestamp: {}\nsource:\n  component: kubelet\n  host: hollow-node-0\n",
+        (now - chrono::Duration::seconds(200)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (now - chrono::Duration::seconds(20)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], &ev);
+    let rs = ts.kubectl_ok(&["get", "rs", "-o", "name"]);
+    let rs = rs.lines().next().expect("frontend's ReplicaSet");
+    let myweb = ts.kubectl_ok(&["get", "pods", "-l", "app=myweb", "-o", "name"]);
+    let myweb = myweb.lines().next().expect("a myweb pod");
+    for args in [
+        vec!["describe", "pod", "busy"],
+        vec!["describe", "pod", "liveness"],
+        vec!["describe", "pod", "db"],
+        vec!["describe", myweb],
+        vec!["describe", "pods"],
+        vec!["describe", "pods", "-l", "app=mysql"],
+        vec!["describe", "pods", "myweb"],
+        vec!["describe", "rc"],
+        vec!["describe", "rc", "mysql"],
+        vec!["describe", rs],
+        vec!["describe", "deploy", "frontend"],
+        vec!["describe", "svc"],
+        vec!["describe", "svc", "myweb"],
+        vec!["describe", "svc", "kubernetes"],
+        vec!["describe", "nodes"],
+        vec!["describe", "ns", "development"],
+        vec!["describe", "ns", "default"],
+        vec!["describe", "pv", "pv0003"],
+        vec!["describe", "pvc", "myclaim"],
+        vec!["describe", "hpa", "php-apache"],
+        vec!["describe", "endpoints", "mysql"],
+        vec!["describe", "configmap", "conf"],
+        vec!["describe", "secret", "creds"],
+        vec!["describe", "sa", "default"],
+        vec!["describe", "pod", "nosuch"],
+        vec!["describe", "svc/mysql", "rc/mysql"],
+    ] {
+        same_but_ages(ts, &args);
+    }
+    // What the describers show is there (not only equal to kubectl).
+    let d = same_but_ages(ts, &["describe", "pod", "busy"]);
+    for want in [
+        "Init Containers:",
+        "    Liveness:   http-get http://:8080/healthz delay=3s timeout=1s period=10s #success=1 #failure=3",
+        "      /data from data (rw)",
+        "QoS Class:       Burstable",
+        "                 gpu:NoExecute op=Exists for 60s",
+    ] {
+        assert!(d.contains(want), "describe pod busy lacks {want:?}:\n{d}");
+    }
+    let d = same_but_ages(ts, &["describe", "pod", "liveness"]);
+    assert!(
+        d.contains("(x3 over ") && d.contains("kubelet            Liveness probe failed"),
+        "{d}"
+    );
+    let d = same_but_ages(ts, &["describe", "deploy", "frontend"]);
+    assert!(d.contains("NewReplicaSet:   frontend-"), "{d}");
+    let d = same_but_ages(ts, &["describe", "node"]);
+    assert!(
+        d.contains("Non-terminated Pods:") && d.contains("busy"),
+        "{d}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_label_columns_like_kubectl() {
+    let ts = TestServer::start().await.expect("server");
+    let s = seed();
+    for f in [
+        "mysql-rc.yaml",
+        "myweb-rc.yaml",
+        "mysql-svc.yaml",
+        "tomcat-deployment.yaml",
+    ] {
+        ok(&ts, &["create", "-f", s.join(f).to_str().unwrap()]);
+    }
+    ts.kubectl_ok(&[
+        "label",
+        "rc",
+        "mysql",
+        "app.kubernetes.io/name=db",
+        "tier=backend",
+    ]);
+    for args in [
+        vec!["get", "rc", "-L", "app"],
+        vec![
+            "get",
+            "rc",
+            "-L",
+            "app,tier",
+            "-L",
+            "app.kubernetes.io/name",
+        ],
+        vec!["get", "rc", "-L", "tier", "--show-labels"],
+        vec!["get", "rc", "-L", "app", "-o", "wide"],
+        vec!["get", "rc", "mysql", "-L", "nosuch", "--no-headers"],
+        vec!["get", "rc,svc,deploy", "-L", "app"],
+        vec!["get", "rc", "-A", "--label-columns=app"],
+    ] {
+        same(&ts, &args);
+    }
+    let t = same(&ts, &["get", "rc", "-L", "app,app.kubernetes.io/name"]);
+    assert_eq!(
+        bosun_testkit::table_header(&t),
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "APP", "NAME"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_image_like_kubectl() {
+    let ts = TestServer::start().await.expect("server");
+    let s = seed();
+    // Two copies of each object: kubectl changes one, bosun ctl the other; the results and
+    // what each printed must agree.
+    let deploy = std::fs::read_to_string(s.join("tomcat-deployment.yaml")).unwrap();
+    let rc = std::fs::read_to_string(s.join("myweb-rc.yaml")).unwrap();
+    let pod = std::fs::read_to_string(s.join("myweb-pod.yaml")).unwrap();
+    let cronjob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: NAME\nspec:\n  schedule: '*/5 * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          initContainers:\n          - {name: init, image: busybox:1}\n          containers:\n          - {name: job, image: busybox:1}\n          - {name: side, image: busybox:1}\n";
+    for name in ["kfront", "bfront"] {
+        ts.kubectl_stdin_ok(
+            &["create", "-f", "-"],
+            &deploy.replacen("name: frontend", &format!("name: {name}"), 1),
+        );
+    }
+    for name in ["kweb", "bweb"] {
+        ts.kubectl_stdin_ok(
+            &["create", "-f", "-"],
+            &rc.replacen("name: myweb\n", &format!("name: {name}\n"), 1),
+        );
+    }
+    for name in ["kpod", "bpod"] {
+        ts.kubectl_stdin_ok(
+            &["create", "-f", "-"],
+            &pod.replacen("name: myweb", &format!("name: {name}"), 1),
+        );
+    }
+    for name in ["kcron", "bcron"] {
+        ts.kubectl_stdin_ok(&["create", "-f", "-"], &cronjob.replace("NAME", name));
+    }
+    let spec = |kind: &str, name: &str| -> serde_json::Value {
+        serde_json::from_str(&ts.kubectl_ok(&["get", kind, name, "-o", "jsonpath={.spec}"]))
+            .unwrap()
+    };
+    let container = |kind: &str, name: &str| -> String {
+        let s = spec(kind, name);
+        let s = if kind == "pod" {
+            s
+        } else {
+            s["template"]["spec"].clone()
+        };
+        s["containers"][0]["name"].as_str().unwrap().to_string()
+    };
+    let (dc, rcc, pc) = (
+        container("deploy", "kfront"),
+        container("rc", "kweb"),
+        container("pod", "kpod"),
+    );
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["deployment/kfront".into(), format!("{dc}=nginx:1.25")],
+            vec!["deployment/bfront".into(), format!("{dc}=nginx:1.25")],
+        ),
+        // Unchanged: nothing sent, nothing printed.
+        (
+            vec!["deployment/kfront".into(), format!("{dc}=nginx:1.25")],
+            vec!["deployment/bfront".into(), format!("{dc}=nginx:1.25")],
+        ),
+        (
+            vec!["deploy".into(), "kfront".into(), "nosuch=x:1".into()],
+            vec!["deploy".into(), "bfront".into(), "nosuch=x:1".into()],
+        ),
+        (
+            vec!["rc/kweb".into(), "*=busybox:2".into()],
+            vec!["rc/bweb".into(), "*=busybox:2".into()],
+        ),
+        (
+            vec!["pod".into(), "kpod".into(), format!("{pc}=busybox:3")],
+            vec!["pod".into(), "bpod".into(), format!("{pc}=busybox:3")],
+        ),
+        (
+            vec![
+                "cronjob/kcron".into(),
+                "job=busybox:4".into(),
+                "init=busybox:5".into(),
+            ],
+            vec![
+                "cronjob/bcron".into(),
+                "job=busybox:4".into(),
+                "init=busybox:5".into(),
+            ],
+        ),
+        (
+            vec![
+                "rc/kweb".into(),
+                format!("{rcc}=busybox:6"),
+                "-o".into(),
+                "name".into(),
+            ],
+            vec![
+                "rc/bweb".into(),
+                format!("{rcc}=busybox:6"),
+                "-o".into(),
+                "name".into(),
+            ],
+        ),
+    ];
+    for (k, b) in &cases {
+        let mut ka = vec!["set", "image"];
+        ka.extend(k.iter().map(String::as_str));
+        let mut ba = vec!["set", "image"];
+        ba.extend(b.iter().map(String::as_str));
+        let ko = ts.kubectl(&ka);
+        let bo = ctl(ts.kubeconfig(), &ba, None);
+        let swap = |s: String| {
+            s.replace("kfront", "bfront")
+                .replace("kweb", "bweb")
+                .replace("kpod", "bpod")
+                .replace("kcron", "bcron")
+        };
+        assert_eq!(swap(text(&ko.stdout)), text(&bo.stdout), "set image {b:?}");
+        assert_eq!(swap(text(&ko.stderr)), text(&bo.stderr), "set image {b:?}");
+        assert_eq!(ko.status.success(), bo.status.success(), "set image {b:?}");
+    }
+    for (kind, k, b) in [
+        ("deploy", "kfront", "bfront"),
+        ("rc", "kweb", "bweb"),
+        ("pod", "kpod", "bpod"),
+        ("cronjob", "kcron", "bcron"),
+    ] {
+        assert_eq!(spec(kind, k), spec(kind, b), "{kind} {k} vs {b}");
+    }
+    assert_eq!(
+        ts.kubectl_ok(&[
+            "get",
+            "deploy",
+            "bfront",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "nginx:1.25"
+    );
+    // By label, --all and file: each CLI sets another image, so that each has a change to
+    // make and report.
+    let f = s.join("myweb-rc.yaml");
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], &rc);
+    let f = f.to_str().unwrap();
+    for (k, b) in [
+        (
+            vec!["set", "image", "rc", "-l", "app=myweb", "*=busybox:7"],
+            vec!["set", "image", "rc", "-l", "app=myweb", "*=busybox:8"],
+        ),
+        (
+            vec!["set", "image", "rc", "--all", "*=busybox:9"],
+            vec!["set", "image", "rc", "--all", "*=busybox:10"],
+        ),
+        (
+            vec!["set", "image", "-f", f, "*=busybox:11"],
+            vec!["set", "image", "-f", f, "*=busybox:12"],
+        ),
+    ] {
+        let (ko, bo) = (ts.kubectl(&k), ctl(ts.kubeconfig(), &b, None));
+        assert_eq!(text(&ko.stdout), text(&bo.stdout), "{b:?}");
+        assert_eq!(text(&ko.stderr), text(&bo.stderr), "{b:?}");
+        assert!(text(&bo.stdout).contains("replicationcontroller/myweb image updated"));
+    }
+    same(&ts, &["set", "image", "deploy/nosuch", "a=b"]);
+    same(&ts, &["set", "image", "deploy/kfront"]);
+    same(&ts, &["set", "image", "svc/kubernetes", "a=b"]);
+    same(&ts, &["set", "image", "rc", "kweb", "*=a", "b=c"]);
+}
+
+/// `rolling-update -f`: the seed's RC update, one old pod replaced by one new pod at a time
+/// (never fewer ready pods than wanted, never more than one extra), the old controller
+/// deleted at the end and the new one keeping the file's name.
+#[tokio::test(flavor = "multi_thread")]
+async fn rolling_update_from_a_file_replaces_one_pod_at_a_time() {
+    let c = cluster().await;
+    let ts = &c.ts;
+    let rc = |name: &str, version: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: {name}\nspec:\n  replicas: 3\n  selector:\n    app: web\n    version: {version}\n  template:\n    metadata:\n      labels:\n        app: web\n        version: {version}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+        )
+    };
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], &rc("web", "v1", "busybox:1"));
+    let ready = &["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.metadata.labels.version} {.metadata.deletionTimestamp} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"];
+    until(ts, 60, "3 ready v1 pods", ready, |o| {
+        o.matches("v1  True").count() == 3
+    })
+    .await;
+
+    // Sample the pods while the update runs: (ready, not being deleted) and all not being
+    // deleted, per version.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(usize, usize, usize)>::new()));
+    let sampler = {
+        let (stop, samples) = (stop.clone(), samples.clone());
+        let kubeconfig = ts.kubeconfig().to_path_buf();
+        let args: Vec<String> = ready.iter().map(|s| s.to_string()).collect();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let o = Command::new(bosun_testkit::kubectl_path())
+                    .arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .args(&args)
+                    .output()
+                    .expect("kubectl");
+                let out = text(&o.stdout);
+                let live: Vec<&str> = out.lines().filter(|l| l.contains("  ")).collect();
+                let ready = live.iter().filter(|l| l.ends_with("True")).count();
+                let v2 = live.iter().filter(|l| l.starts_with("v2")).count();
+                samples.lock().unwrap().push((ready, live.len(), v2));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web-v2.yaml");
+    std::fs::write(&file, rc("web-v2", "v2", "busybox:2")).unwrap();
+    let out = ctl(
+        ts.kubeconfig(),
+        &[
+            "rolling-update",
+            "web",
+            "-f",
+            file.to_str().unwrap(),
+            "--update-period=1s",
+            "--poll-interval=200ms",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    sampler.join().unwrap();
+    assert!(
+        out.status.success(),
+        "rolling-update failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // One new pod up, then one old pod down, three times.
+    assert_eq!(
+        text(&out.stdout),
+        "Created web-v2\n\
+         Scaling up web-v2 from 0 to 3, scaling down web from 3 to 0 (keep 3 pods available, don't exceed 4 pods)\n\
+         Scaling web-v2 up to 1\n\
+         Scaling web down to 2\n\
+         Scaling web-v2 up to 2\n\
+         Scaling web down to 1\n\
+         Scaling web-v2 up to 3\n\
+         Scaling web down to 0\n\
+         Update succeeded. Deleting old controller: web\n\
+         replicationcontroller/web rolling updated to \"web-v2\"\n"
+    );
+    let samples = samples.lock().unwrap().clone();
+    assert!(samples.len() >= 5, "too few samples: {samples:?}");
+    for (ready, live, _) in &samples {
+        assert!(
+            *ready >= 3,
+            "fewer than 3 ready pods during the update: {samples:?}"
+        );
+        assert!(
+            *live <= 4,
+            "more than 4 pods during the update: {samples:?}"
+        );
+    }
+    // The new pods came one at a time: the count of v2 pods never jumped by more than one.
+    for w in samples.windows(2) {
+        assert!(w[1].2 <= w[0].2 + 1, "v2 pods jumped: {samples:?}");
+    }
+    // The old controller is gone; the new one, under the file's name, has 3 ready v2 pods.
+    let e = ts.kubectl(&["get", "rc", "web"]);
+    assert!(text(&e.stderr).contains("NotFound"), "{}", text(&e.stderr));
+    assert_eq!(
+        ts.kubectl_ok(&["get", "rc", "web-v2", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    until(ts, 60, "only the 3 v2 pods left", ready, |o| {
+        o.lines().count() == 3 && o.matches("v2  True").count() == 3
+    })
+    .await;
+    // Same name twice, or a selector the old controller would share: refused up front.
+    let same_name = dir.path().join("web-v2b.yaml");
+    std::fs::write(&same_name, rc("web-v2", "v2", "busybox:3")).unwrap();
+    let e = ctl(
+        ts.kubeconfig(),
+        &[
+            "rolling-update",
+            "web-v2",
+            "-f",
+            same_name.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!e.status.success());
+    assert!(
+        text(&e.stderr)
+            .contains("cannot have the same name as the existing ReplicationController web-v2"),
+        "{}",
+        text(&e.stderr)
+    );
 }
