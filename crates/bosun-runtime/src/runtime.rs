@@ -436,3 +436,19 @@ impl Runtime {
         sandbox::unpin(&self.sandboxes.join(id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_small_shim_is_taken_from_beside_the_executable() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let exe = d.path().join("bosun");
+        assert_eq!(default_shim_next_to(&exe), None, "absent: `bosun shim`");
+        fs::write(d.path().join(SHIM_BINARY), b"").expect("write");
+        assert_eq!(default_shim_next_to(&exe), Some(d.path().join(SHIM_BINARY)));
+        fs::create_dir(d.path().join("sub")).expect("mkdir");
+        assert_eq!(default_shim_next_to(&d.path().join("sub/bosun")), None);
+    }
+}
