@@ -55,7 +55,7 @@ EOF
 T0=$(now_ms)
 "$BOSUN_BIN" up --data-dir "$DATA" --bind-address 127.0.0.1 --secure-port "$PORT" \
     --kubelet-port "$KPORT" --disable-image-pull \
-    --eviction-hard "memory.available<1Mi,nodefs.available<1%" \
+    --eviction-hard "memory.available<1Mi,nodefs.available<1%" --image-gc-high-threshold 100 \
     >"$DATA/up.log" 2>&1 &
 UP=$!
 cleanup() {

@@ -117,6 +117,20 @@ struct AgentArgs {
     /// API server, mirrored there (default `DATA_DIR/manifests`).
     #[arg(long)]
     pod_manifest_path: Option<PathBuf>,
+    /// Rotate a container's log when it grows past this size (upstream's
+    /// containerLogMaxSize; a quantity such as `10Mi`; 0 turns rotation off).
+    #[arg(long, default_value = "10Mi")]
+    container_log_max_size: String,
+    /// Log files kept per container, the current one included (containerLogMaxFiles).
+    #[arg(long, default_value_t = 5)]
+    container_log_max_files: usize,
+    /// Disk use (percent of the data directory's filesystem) at which unused images are
+    /// removed (imageGCHighThresholdPercent; 100 turns image GC off).
+    #[arg(long, default_value_t = 85)]
+    image_gc_high_threshold: u8,
+    /// Disk use that image GC frees down to (imageGCLowThresholdPercent).
+    #[arg(long, default_value_t = 80)]
+    image_gc_low_threshold: u8,
 }
 
 #[derive(clap::Args)]
@@ -703,6 +717,18 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     cfg.eviction = bosun_kubelet::node::Eviction::parse(&args.eviction_hard)
         .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
     cfg.pod_manifest_path = args.pod_manifest_path.clone();
+    cfg.log_rotation.max_size_bytes =
+        bosun_kubelet::logrotate::parse_size(&args.container_log_max_size)
+            .map_err(|e| anyhow::anyhow!("--container-log-max-size: {e}"))?;
+    if args.container_log_max_files < 2 {
+        anyhow::bail!("--container-log-max-files must be at least 2");
+    }
+    cfg.log_rotation.max_files = args.container_log_max_files;
+    cfg.image_gc.high_threshold_percent = args.image_gc_high_threshold;
+    cfg.image_gc.low_threshold_percent = args.image_gc_low_threshold;
+    cfg.image_gc
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--image-gc-high-threshold/--image-gc-low-threshold: {e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     bosun_kubelet::run(client, cfg)

@@ -69,6 +69,162 @@ struct Startup {
     latency: Latency,
     /// From the first POST to the last pod Running.
     batch_seconds: f64,
+    /// Where each pod's time went, median and max over the batch (milliseconds), in order.
+    breakdown: Vec<Step>,
+}
+
+/// One part of the pod startup latency over the batch.
+#[derive(Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Step {
+    step: String,
+    median_ms: f64,
+    max_ms: f64,
+}
+
+/// Wall-clock instants of one pod's startup (µs since the epoch; one machine, one clock).
+#[derive(Clone, Copy, Debug, Default)]
+struct PodTimes {
+    /// Just before the POST.
+    post: u128,
+    /// The POST answered.
+    created: u128,
+    /// The benchmark's watch first saw `spec.nodeName`.
+    bound: Option<u128>,
+    /// The benchmark's watch saw `Running`.
+    running: u128,
+}
+
+fn now_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+/// One `pod startup trace` line of the agent's log (`bosun_kubelet::startup` at debug):
+/// when the pod's worker started and the agent's steps in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct AgentTrace {
+    seen_unix_us: u128,
+    total_ms: f64,
+    steps: Vec<(String, f64)>,
+}
+
+/// The traces in an agent log, by pod name.
+fn agent_traces(log: &str) -> HashMap<String, AgentTrace> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(&format!(" {key}="))? + key.len() + 2;
+        let rest = &line[at..];
+        let v = if let Some(q) = rest.strip_prefix('"') {
+            q.split('"').next()?
+        } else {
+            rest.split_whitespace().next()?
+        };
+        Some(v.to_string())
+    };
+    let mut out = HashMap::new();
+    for line in log.lines().filter(|l| l.contains("pod startup trace")) {
+        let line = strip_ansi(line);
+        let line = line.as_str();
+        let (Some(pod), Some(seen), Some(total), Some(steps)) = (
+            field(line, "pod"),
+            field(line, "seen_unix_us"),
+            field(line, "total_ms"),
+            field(line, "steps"),
+        ) else {
+            continue;
+        };
+        let steps = steps
+            .split(',')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        out.insert(
+            pod,
+            AgentTrace {
+                seen_unix_us: seen.parse().unwrap_or(0),
+                total_ms: total.parse().unwrap_or(0.0),
+                steps,
+            },
+        );
+    }
+    out
+}
+
+/// `s` without ANSI colour sequences (`ESC [ ... m`), which the log may carry.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Per step, the median and max over the pods: the API's create, scheduling (seen bound on
+/// a watch), delivery to the agent's worker, the agent's own steps, and the status write
+/// reaching a watcher.
+fn breakdown(times: &HashMap<String, PodTimes>, traces: &HashMap<String, AgentTrace>) -> Vec<Step> {
+    let mut order: Vec<String> = Vec::new();
+    let mut samples: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut add = |order: &mut Vec<String>, k: &str, v: f64| {
+        if !order.iter().any(|o| o == k) {
+            order.push(k.to_string());
+        }
+        samples.entry(k.to_string()).or_default().push(v);
+    };
+    let ms = |a: u128, b: u128| (b as f64 - a as f64) / 1e3;
+    for (name, t) in times {
+        add(
+            &mut order,
+            "API create (POST → answer)",
+            ms(t.post, t.created),
+        );
+        let Some(bound) = t.bound else { continue };
+        add(
+            &mut order,
+            "scheduling (answer → bound, on a watch)",
+            ms(t.created, bound),
+        );
+        let Some(tr) = traces.get(name) else { continue };
+        add(
+            &mut order,
+            "delivery to the agent (bound → worker)",
+            ms(bound, tr.seen_unix_us),
+        );
+        for (k, v) in &tr.steps {
+            add(&mut order, &format!("agent: {k}"), *v);
+        }
+        let written = tr.seen_unix_us as f64 + tr.total_ms * 1e3;
+        add(
+            &mut order,
+            "status → watcher sees Running",
+            (t.running as f64 - written) / 1e3,
+        );
+    }
+    order
+        .into_iter()
+        .map(|k| {
+            let mut v = samples.remove(&k).unwrap_or_default();
+            v.sort_by(|a, b| a.total_cmp(b));
+            Step {
+                median_ms: v.get(v.len() / 2).copied().unwrap_or(0.0),
+                max_ms: v.last().copied().unwrap_or(0.0),
+                step: k,
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -162,9 +318,11 @@ fn shims_rss(data_dir: &Path) -> (usize, f64, f64) {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        // `bosun shim --dir DATA_DIR/containers/<id>` (not its forked container init,
-        // which execs the container's program).
-        let is_shim = args.iter().any(|a| a == "shim") && args.iter().any(|a| a.starts_with(&want));
+        // `bosun-shim --dir DATA_DIR/containers/<id>` or `bosun shim --dir ...` (not its
+        // forked container init, which execs the container's program).
+        let shim_prog = args.first().is_some_and(|a| a.ends_with("bosun-shim"))
+            || args.iter().any(|a| a == "shim");
+        let is_shim = shim_prog && args.iter().any(|a| a.starts_with(&want));
         if is_shim {
             if let Some(k) = status_kib(pid, "VmRSS") {
                 n += 1;
@@ -194,10 +352,14 @@ fn pod(name: &str) -> anyhow::Result<Pod> {
 }
 
 /// Creates `names` at once and returns, per pod, the time from just before its POST to the
-/// watch event showing it Running.
-async fn start_pods(client: &kube::Client, names: &[String]) -> anyhow::Result<Vec<Duration>> {
+/// watch event showing it Running, and the instants in between.
+async fn start_pods(
+    client: &kube::Client,
+    names: &[String],
+) -> anyhow::Result<(Vec<Duration>, HashMap<String, PodTimes>)> {
     let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant, u128)>();
+    let (btx, mut brx) = tokio::sync::mpsc::unbounded_channel::<(String, u128)>();
     let watch_api = api.clone();
     let watch = tokio::spawn(async move {
         let mut s = watcher::watcher(watch_api, watcher::Config::default()).boxed();
@@ -208,8 +370,11 @@ async fn start_pods(client: &kube::Client, names: &[String]) -> anyhow::Result<V
             };
             for p in pods {
                 let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                let name = p.metadata.name.clone().unwrap_or_default();
                 if running {
-                    let _ = tx.send((p.metadata.name.unwrap_or_default(), Instant::now()));
+                    let _ = tx.send((name, Instant::now(), now_us()));
+                } else if p.spec.as_ref().is_some_and(|s| s.node_name.is_some()) {
+                    let _ = btx.send((name, now_us()));
                 }
             }
         }
@@ -222,33 +387,52 @@ async fn start_pods(client: &kube::Client, names: &[String]) -> anyhow::Result<V
         async move {
             let p = pod(n)?;
             let t0 = Instant::now();
+            let post = now_us();
             api.create(&PostParams::default(), &p)
                 .await
                 .with_context(|| format!("creating pod {n}"))?;
-            anyhow::Ok((n.clone(), t0))
+            let created = now_us();
+            anyhow::Ok((n.clone(), t0, post, created))
         }
     });
+    let mut times: HashMap<String, PodTimes> = HashMap::new();
     for r in futures::future::join_all(creates).await {
-        let (n, t0) = r?;
-        started.insert(n, t0);
+        let (n, t0, post, created) = r?;
+        started.insert(n.clone(), t0);
+        times.insert(
+            n,
+            PodTimes {
+                post,
+                created,
+                ..Default::default()
+            },
+        );
     }
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     while seen.len() < names.len() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some((n, at))) = tokio::time::timeout(left, rx.recv()).await else {
+        let Ok(Some((n, at, at_us))) = tokio::time::timeout(left, rx.recv()).await else {
             watch.abort();
             bail!("{} of {} pods Running after 300 s", seen.len(), names.len());
         };
         if let Some(t0) = started.get(&n) {
-            if seen.insert(n) {
+            if seen.insert(n.clone()) {
                 out.push(at.saturating_duration_since(*t0));
+                if let Some(t) = times.get_mut(&n) {
+                    t.running = at_us;
+                }
             }
         }
     }
     watch.abort();
-    Ok(out)
+    while let Ok((n, at)) = brx.try_recv() {
+        if let Some(t) = times.get_mut(&n) {
+            t.bound.get_or_insert(at);
+        }
+    }
+    Ok((out, times))
 }
 
 /// Removes every container and sandbox under `data_dir` (the agent is gone by then).
@@ -391,6 +575,9 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         // A nearly full disk must not taint the node and keep the pods off it.
         "--eviction-hard".into(),
         "memory.available<1Mi,nodefs.available<1%".into(),
+        // Nor image GC remove the benchmark's image.
+        "--image-gc-high-threshold".into(),
+        "100".into(),
     ];
     if String::from_utf8_lossy(&help.stdout).contains("--disable-network") {
         flags.push("--disable-network".into());
@@ -407,6 +594,9 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         .arg(&agent_dir)
         .args(&flags)
         .env("BOSUN_TOKEN", &token)
+        // The worker's per-pod startup trace, for the breakdown.
+        .env("BOSUN_LOG", "info,bosun_kubelet::startup=debug")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone()?))
         .stderr(Stdio::from(out))
@@ -496,14 +686,16 @@ async fn measure(
     progress(&format!("pod startup: {} pods at once", args.batch));
     let names: Vec<String> = (0..args.batch).map(|i| format!("batch-{i}")).collect();
     let t = Instant::now();
-    let mut lat = start_pods(client, &names)
+    let (mut lat, times) = start_pods(client, &names)
         .await
         .with_context(|| format!("agent log:\n{}", agent.log_tail()))?;
     let batch_seconds = t.elapsed().as_secs_f64();
+    let traces = agent_traces(&std::fs::read_to_string(&agent.log).unwrap_or_default());
     let startup = Startup {
         pods: names.len(),
         latency: Latency::of(&mut lat),
         batch_seconds,
+        breakdown: breakdown(&times, &traces),
     };
 
     let more = args.rss_pods.saturating_sub(args.batch);
@@ -571,6 +763,14 @@ fn print_table(r: &Report) {
         "{:<58} {:>10.2} s {:>16}",
         "whole batch, first POST to last Running", s.batch_seconds, ""
     );
+    for st in &s.breakdown {
+        println!(
+            "{:<58} {:>9.1} ms {:>16}",
+            format!("  {} (median; max {:.0} ms)", st.step, st.max_ms),
+            st.median_ms,
+            ""
+        );
+    }
     let l = &r.lifecycle;
     println!(
         "{:<58} {:>9.1} ms {:>16}",
@@ -625,4 +825,53 @@ fn print_table(r: &Report) {
         "  per shim (PSS)", mem.shim_avg_pss_mib, ""
     );
     println!("agent flags: {}", r.agent_flags.join(" "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_agents_startup_traces() {
+        let log = "2026-11-28T18:00:00.1Z DEBUG bosun_kubelet::startup: pod startup trace \
+                   pod=batch-3 seen_unix_us=1000000 total_ms=\"12.5\" \
+                   steps=sandbox=4.0,volumes+cgroup=1.5,status=7.0\n\
+                   2026-11-28T18:00:00.2Z  INFO bosun_kubelet::worker: something else pod=x\n\
+                   \u{1b}[2m2026\u{1b}[0m DEBUG pod startup trace \u{1b}[3mpod\u{1b}[0m\u{1b}[2m=\u{1b}[0mc \
+                   seen_unix_us=5 total_ms=1.0 steps=status=1.0\n";
+        let t = agent_traces(log);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t["c"].seen_unix_us, 5, "colours stripped");
+        let b = &t["batch-3"];
+        assert_eq!(b.seen_unix_us, 1_000_000);
+        assert_eq!(b.total_ms, 12.5);
+        assert_eq!(b.steps[1], ("volumes+cgroup".to_string(), 1.5));
+
+        let mut times = HashMap::new();
+        times.insert(
+            "batch-3".to_string(),
+            PodTimes {
+                post: 900_000,
+                created: 950_000,
+                bound: Some(990_000),
+                running: 1_020_000,
+            },
+        );
+        let steps = breakdown(&times, &t);
+        let get = |k: &str| {
+            steps
+                .iter()
+                .find(|s| s.step.starts_with(k))
+                .map(|s| s.median_ms)
+        };
+        assert_eq!(get("API create"), Some(50.0));
+        assert_eq!(get("scheduling"), Some(40.0));
+        assert_eq!(get("delivery"), Some(10.0));
+        assert_eq!(get("agent: sandbox"), Some(4.0));
+        assert_eq!(
+            get("status"),
+            Some(7.5),
+            "1,020,000 - (1,000,000 + 12,500) µs"
+        );
+    }
 }

@@ -138,6 +138,9 @@ impl Up {
                 "--disable-image-pull",
                 "--eviction-hard",
                 "memory.available<1Mi,nodefs.available<1%",
+                // Nor image GC remove the imported test images between pods.
+                "--image-gc-high-threshold",
+                "100",
             ])
             .args(extra)
             .env("BOSUN_LOG", "warn")
