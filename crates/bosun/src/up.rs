@@ -155,7 +155,11 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
             r = &mut agent => Err(agent_ended(r)),
             _ = crate::shutdown_signal() => Ok(()),
         };
-        println!("bosun stopping; containers keep running");
+        println!(
+            "bosun stopping; containers keep running (`bosun down --data-dir {}` stops them \
+             and removes the network state)",
+            data_dir.display()
+        );
         agent.abort();
         running.stop().await;
         return result;
