@@ -74,6 +74,11 @@ struct DeploymentRun {
     /// From the Deployment's creation to every replica available.
     seconds: f64,
     server_peak_rss_mib: f64,
+    /// The server's CPU time over the whole run (controllers and scheduler included).
+    server_cpu_seconds: f64,
+    /// Writes the server answered during the run, by resource (from its `/metrics`): what a
+    /// replica costs besides its own create.
+    writes: std::collections::BTreeMap<String, u64>,
     error: Option<String>,
 }
 
@@ -175,6 +180,16 @@ pub async fn run(mut args: SchedulerArgs) -> anyhow::Result<()> {
                     d.replicas, d.nodes, d.seconds, d.server_peak_rss_mib
                 ),
                 Some(e) => println!("Deployment scenario failed: {e}"),
+            }
+            let total: u64 = d.writes.values().sum();
+            println!(
+                "  server CPU {:.1} s; {} writes ({:.2} per replica):",
+                d.server_cpu_seconds,
+                total,
+                total as f64 / d.replicas.max(1) as f64
+            );
+            for (k, n) in &d.writes {
+                println!("    {k:<40} {n:>8}");
             }
         }
         println!(
@@ -288,11 +303,72 @@ async fn deployment_run(
         }
     }
     hollow.stop();
+    let writes = match server_metrics(&client).await {
+        Ok(text) => writes_by_resource(&text),
+        Err(e) => {
+            progress(&format!("reading the server's /metrics failed: {e}"));
+            Default::default()
+        }
+    };
     Ok(DeploymentRun {
         replicas,
         nodes,
         seconds,
         server_peak_rss_mib: peak,
+        server_cpu_seconds: child.cpu_seconds().unwrap_or(0.0),
+        writes,
         error,
     })
+}
+
+async fn server_metrics(client: &kube::Client) -> anyhow::Result<String> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(client.request_text(req).await?)
+}
+
+/// Sums `apiserver_request_total` over codes for the writing verbs, keyed `VERB resource`.
+fn writes_by_resource(metrics: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix("=\""))
+                .map(|v| v.trim_end_matches('"').to_owned())
+        };
+        let (Some(verb), Some(res)) = (label("verb"), label("resource")) else {
+            continue;
+        };
+        if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            continue;
+        }
+        let n: u64 = value.trim().parse().unwrap_or(0);
+        *out.entry(format!("{verb} {res}")).or_insert(0) += n;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writes_by_resource;
+
+    #[test]
+    fn writes_are_summed_over_codes_and_reads_left_out() {
+        let text = "# TYPE apiserver_request_total counter\n\
+            apiserver_request_total{verb=\"POST\",resource=\"pods\",code=\"201\"} 7\n\
+            apiserver_request_total{verb=\"POST\",resource=\"pods\",code=\"409\"} 2\n\
+            apiserver_request_total{verb=\"PUT\",resource=\"replicasets\",code=\"200\"} 3\n\
+            apiserver_request_total{verb=\"GET\",resource=\"pods\",code=\"200\"} 100\n\
+            apiserver_request_total{verb=\"WATCH\",resource=\"pods\",code=\"200\"} 4\n";
+        let w = writes_by_resource(text);
+        assert_eq!(w.get("POST pods"), Some(&9));
+        assert_eq!(w.get("PUT replicasets"), Some(&3));
+        assert_eq!(w.len(), 2);
+    }
 }
