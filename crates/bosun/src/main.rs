@@ -392,7 +392,12 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
         let client = admin_client(&server.kubeconfig).await?;
         let mask = args.node_cidr_mask_size;
         let elect = args.leader_elect;
-        Some(tokio::spawn(run_node_ipam(client, cluster_cidr, mask, elect)))
+        Some(tokio::spawn(run_node_ipam(
+            client,
+            cluster_cidr,
+            mask,
+            elect,
+        )))
     } else {
         None
     };
