@@ -49,6 +49,19 @@ pub(crate) struct UpArgs {
     /// upstream's `memory.available<100Mi,nodefs.available<10%`).
     #[arg(long)]
     eviction_hard: Option<String>,
+    /// Disk use at which the agent removes unused images (as `bosun agent
+    /// --image-gc-high-threshold`; default 85, 100 turns image GC off).
+    #[arg(long)]
+    image_gc_high_threshold: Option<u8>,
+    /// Disk use that image GC frees down to (as `bosun agent --image-gc-low-threshold`).
+    #[arg(long)]
+    image_gc_low_threshold: Option<u8>,
+    /// Rotate a container's log past this size (as `bosun agent --container-log-max-size`).
+    #[arg(long)]
+    container_log_max_size: Option<String>,
+    /// Log files kept per container (as `bosun agent --container-log-max-files`).
+    #[arg(long)]
+    container_log_max_files: Option<usize>,
 }
 
 /// Builds `bosun agent`'s arguments from flags, so that new agent flags get their defaults.
@@ -120,6 +133,18 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = &args.eviction_hard {
         argv.extend(["--eviction-hard".into(), e.clone()]);
+    }
+    if let Some(p) = args.image_gc_high_threshold {
+        argv.extend(["--image-gc-high-threshold".into(), p.to_string()]);
+    }
+    if let Some(p) = args.image_gc_low_threshold {
+        argv.extend(["--image-gc-low-threshold".into(), p.to_string()]);
+    }
+    if let Some(s) = &args.container_log_max_size {
+        argv.extend(["--container-log-max-size".into(), s.clone()]);
+    }
+    if let Some(n) = args.container_log_max_files {
+        argv.extend(["--container-log-max-files".into(), n.to_string()]);
     }
     let agent_args = AgentCli::try_parse_from(argv)
         .context("building the agent's arguments")?
