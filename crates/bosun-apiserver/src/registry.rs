@@ -122,6 +122,33 @@ fn finalizers(v: &Value) -> Vec<String> {
 }
 
 /// Checks the name of an object as upstream's `ValidatePathSegmentName` does.
+/// The create error for an object with neither a name nor a generateName.
+fn name_required(rp: &ResourcePath) -> StatusError {
+    StatusError::invalid(
+        rp.def.group,
+        rp.def.kind,
+        "",
+        &[FieldError::required(
+            &Path::root("metadata").child("name"),
+            "name or generateName is required",
+        )],
+    )
+}
+
+/// The create error for a name that cannot be a path segment (`why` says how).
+fn bad_name(rp: &ResourcePath, name: &str, why: String) -> StatusError {
+    StatusError::invalid(
+        rp.def.group,
+        rp.def.kind,
+        name,
+        &[FieldError::invalid(
+            &Path::root("metadata").child("name"),
+            name.to_owned(),
+            why,
+        )],
+    )
+}
+
 fn check_path_segment(name: &str) -> Option<String> {
     if name == "." || name == ".." {
         return Some(format!("may not be '{name}'"));
@@ -732,35 +759,14 @@ impl Registry {
         if name.is_empty() {
             let gen = meta.generate_name.as_deref().unwrap_or("");
             if gen.is_empty() {
-                deferred.get_or_insert_with(|| {
-                    StatusError::invalid(
-                        rp.def.group,
-                        rp.def.kind,
-                        "",
-                        &[FieldError::required(
-                            &Path::root("metadata").child("name"),
-                            "name or generateName is required",
-                        )],
-                    )
-                });
+                deferred.get_or_insert_with(|| name_required(rp));
             } else {
                 name = format!("{gen}{}", random_suffix());
                 meta.name = Some(name.clone());
             }
         }
         if let Some(why) = check_path_segment(&name).filter(|_| !name.is_empty()) {
-            deferred.get_or_insert_with(|| {
-                StatusError::invalid(
-                    rp.def.group,
-                    rp.def.kind,
-                    &name,
-                    &[FieldError::invalid(
-                        &Path::root("metadata").child("name"),
-                        name.clone(),
-                        why,
-                    )],
-                )
-            });
+            deferred.get_or_insert_with(|| bad_name(rp, &name, why));
         }
         meta.resource_version = None;
         meta.deletion_timestamp = None;
@@ -872,35 +878,14 @@ impl Registry {
         if name.is_empty() {
             let gen = meta_str(&obj, "generateName").unwrap_or("").to_string();
             if gen.is_empty() {
-                deferred.get_or_insert_with(|| {
-                    StatusError::invalid(
-                        rp.def.group,
-                        rp.def.kind,
-                        "",
-                        &[FieldError::required(
-                            &Path::root("metadata").child("name"),
-                            "name or generateName is required",
-                        )],
-                    )
-                });
+                deferred.get_or_insert_with(|| name_required(rp));
             } else {
                 name = format!("{gen}{}", random_suffix());
                 set_meta(&mut obj, "name", Value::String(name.clone()));
             }
         }
         if let Some(why) = check_path_segment(&name).filter(|_| !name.is_empty()) {
-            deferred.get_or_insert_with(|| {
-                StatusError::invalid(
-                    rp.def.group,
-                    rp.def.kind,
-                    &name,
-                    &[FieldError::invalid(
-                        &Path::root("metadata").child("name"),
-                        name.clone(),
-                        why,
-                    )],
-                )
-            });
+            deferred.get_or_insert_with(|| bad_name(rp, &name, why));
         }
         for f in [
             "resourceVersion",
