@@ -21,5 +21,11 @@ if [ "${BOSUN_LINT:-1}" = "1" ]; then
     cargo clippy --workspace --all-targets -- -D warnings
 fi
 
+# Every test binary runs under a deadline (scripts/test-runner.sh), so one hung test fails
+# with its name instead of holding the run until CI's own limit.
+host=$(rustc -vV | sed -n 's/^host: //p')
+runner_var="CARGO_TARGET_$(echo "$host" | tr 'a-z-' 'A-Z_')_RUNNER"
+export "$runner_var=$PWD/scripts/test-runner.sh"
+
 echo "test: cargo test"
 cargo test --workspace --no-fail-fast "$@"

@@ -7,22 +7,14 @@ use std::process::{Command, Output, Stdio};
 use bosun_testkit::TestServer;
 
 fn ctl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bosun-ctl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting bosun-ctl");
-    let mut si = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        si.write_all(s.as_bytes()).expect("stdin");
-    }
-    drop(si);
-    child.wait_with_output().expect("bosun-ctl")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun-ctl"));
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    // bosun ctl reads stdin for `-f -`; an empty one when the test gives none.
+    bosun_testkit::output_within(
+        cmd,
+        Some(stdin.unwrap_or("")),
+        bosun_testkit::CLIENT_DEADLINE,
+    )
 }
 
 fn text(b: &[u8]) -> String {
@@ -348,25 +340,21 @@ async fn verbs_behave_like_kubectl() {
 
 /// Runs `bosun ctl` with extra environment (an editor script).
 fn ctl_env(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bosun-ctl"))
-        .arg("--kubeconfig")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun-ctl"));
+    cmd.arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("bosun-ctl")
+        .envs(env.iter().copied());
+    bosun_testkit::output_within(cmd, None, bosun_testkit::CLIENT_DEADLINE)
 }
 
 fn kubectl_env(ts: &TestServer, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bosun_testkit::kubectl_path())
-        .arg("--kubeconfig")
+    let mut cmd = Command::new(bosun_testkit::kubectl_path());
+    cmd.arg("--kubeconfig")
         .arg(ts.kubeconfig())
         .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl")
+        .envs(env.iter().copied());
+    bosun_testkit::output_within(cmd, None, bosun_testkit::CLIENT_DEADLINE)
 }
 
 #[tokio::test(flavor = "multi_thread")]

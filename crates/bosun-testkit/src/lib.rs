@@ -164,7 +164,6 @@ pub fn kubectl_path() -> PathBuf {
 }
 
 fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
     let path = kubectl_path();
     assert!(
         path.exists(),
@@ -180,22 +179,101 @@ fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output
             .unwrap_or(Path::new("/tmp"))
             .join("kubecache"),
     );
-    cmd.stdin(if stdin.is_some() {
-        std::process::Stdio::piped()
-    } else {
-        std::process::Stdio::null()
-    });
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
-    if let (Some(input), Some(mut si)) = (stdin, child.stdin.take()) {
-        let _ = si.write_all(input.as_bytes());
+    output_within(cmd, stdin, CLIENT_DEADLINE)
+}
+
+/// How long a client process a test starts may run before it is killed. A real kubectl
+/// waiting on a server that never answers would otherwise hang the whole test run.
+pub const CLIENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// Runs a blocking closure from a test. Inside a multi-threaded tokio runtime (where the
+/// in-process server runs) it goes through `block_in_place`, so the worker's queued tasks
+/// (the server's, among them the one in its LIFO slot that no other worker may steal) move
+/// to another thread instead of waiting behind the blocked call.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"))
+}
+
+/// Runs `cmd` to completion with `stdin` as its input, collecting stdout and stderr; kills
+/// it after `deadline` (the output then ends with a line saying so, and the exit status is
+/// the kill's). Safe to call from async tests: see [`blocking`].
+pub fn output_within(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    deadline: std::time::Duration,
+) -> Output {
+    use std::io::{Read, Write};
+    blocking(move || {
+        cmd.stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        });
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()));
+        if let (Some(input), Some(mut si)) = (stdin, child.stdin.take()) {
+            let _ = si.write_all(input.as_bytes());
+        }
+        let reader = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = reader(
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        );
+        let err = reader(
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        );
+        let start = std::time::Instant::now();
+        let mut killed = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if start.elapsed() >= deadline && !killed => {
+                    let _ = child.kill();
+                    killed = true;
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(e) => panic!("waiting for {:?}: {e}", cmd.get_program()),
+            }
+        };
+        let stdout = out.join().unwrap_or_default();
+        let mut stderr = err.join().unwrap_or_default();
+        if killed {
+            stderr.extend_from_slice(
+                format!(
+                    "\n[testkit: {:?} killed after {} s]\n",
+                    cmd.get_program(),
+                    deadline.as_secs()
+                )
+                .as_bytes(),
+            );
+        }
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    })
 }
 
 /// The root of the repository (for scripts and fixtures under `tests/`).
