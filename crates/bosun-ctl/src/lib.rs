@@ -18,6 +18,7 @@ mod jsonpath;
 mod manifest;
 mod portforward;
 mod printer;
+mod progress;
 mod scaling;
 mod setimage;
 mod tabwriter;

@@ -1,7 +1,8 @@
 //! `autoscale` (an autoscaling/v2 HorizontalPodAutoscaler for a scalable object, as kubectl
 //! 1.34 creates it) and the seed's `rolling-update` of a ReplicationController (kubectl 1.x's
 //! rolling updater: one new pod up, wait until it is ready, one old pod down, keeping the
-//! count; then the old controller is deleted and, for `--image`, the new one renamed).
+//! count; then the old controller is deleted and, for `--image`, the new one renamed), with
+//! the new pods' image pulls shown as they happen ([`crate::progress`]).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::apply::send;
 use crate::discovery::Discovery;
 use crate::error::{Error, Result};
 use crate::get::get_json;
+use crate::progress::{PodScope, Progress};
 use crate::{Ctx, FileArgs};
 
 /// What `autoscale` was asked for.
@@ -168,6 +170,7 @@ async fn wait_ready(
     want: i64,
     o: &RollingOpts,
     start: Instant,
+    progress: &mut Progress,
 ) -> Result<()> {
     loop {
         let rc = get_json(
@@ -187,7 +190,7 @@ async fn wait_ready(
                 "timed out waiting for any update progress to be made on {name}"
             )));
         }
-        tokio::time::sleep(o.poll_interval).await;
+        progress.wait(o.poll_interval).await;
     }
 }
 
@@ -385,15 +388,31 @@ pub(crate) async fn rolling_update(ctx: &Ctx, o: RollingOpts) -> Result<()> {
         }
         Err(e) => return Err(e),
     }
+    // Image pulls of the new controller's pods are shown as the kubelet reports them.
+    let selector = new["spec"]["selector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut progress = Progress::start(
+        &ctx.client,
+        PodScope {
+            namespace: ns.clone(),
+            selector,
+        },
+    )
+    .await;
     // maxSurge 1, maxUnavailable 0: never fewer than `desired` ready, never more than
     // desired + 1 pods.
-    println!(
+    progress.println(&format!(
         "Scaling up {new_name} from {} to {desired}, scaling down {} from {old_replicas} to 0 \
          (keep {desired} pods available, don't exceed {} pods)",
         replicas(&new).min(desired),
         o.old,
         desired + 1
-    );
+    ));
     let start = Instant::now();
     let mut new_count = new
         .pointer("/spec/replicas")
@@ -403,21 +422,22 @@ pub(crate) async fn rolling_update(ctx: &Ctx, o: RollingOpts) -> Result<()> {
     while new_count < desired || old_count > 0 {
         if new_count < desired {
             let target = (desired + 1 - old_count).clamp(new_count + 1, desired);
-            println!("Scaling {new_name} up to {target}");
+            progress.println(&format!("Scaling {new_name} up to {target}"));
             set_replicas(ctx, &new_name, target).await?;
             new_count = target;
-            wait_ready(ctx, &new_name, new_count, &o, start).await?;
+            wait_ready(ctx, &new_name, new_count, &o, start, &mut progress).await?;
         }
         let down = (desired - new_count).max(0);
         if old_count > down {
-            println!("Scaling {} down to {down}", o.old);
+            progress.println(&format!("Scaling {} down to {down}", o.old));
             set_replicas(ctx, &o.old, down).await?;
             old_count = down;
         }
         if new_count < desired || old_count > 0 {
-            tokio::time::sleep(o.update_period).await;
+            progress.wait(o.update_period).await;
         }
     }
+    progress.finish();
     println!("Update succeeded. Deleting old controller: {}", o.old);
     send(
         &ctx.client,

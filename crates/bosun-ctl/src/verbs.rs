@@ -531,20 +531,34 @@ pub(crate) async fn rollout(
                 .map(Duration::from_secs);
             let start = Instant::now();
             let mut last = String::new();
+            let mut d = get_json(&ctx.client, &path, "application/json").await?;
+            // Image pulls of the workload's pods are shown as the kubelet reports them.
+            let mut progress = crate::progress::Progress::start(
+                &ctx.client,
+                crate::progress::PodScope {
+                    namespace: ctx.namespace.clone(),
+                    selector: crate::describe::fmt::selector_string(&d["spec"]["selector"]),
+                },
+            )
+            .await;
             loop {
-                let d = get_json(&ctx.client, &path, "application/json").await?;
                 let (msg, done) = rollout_status(&r, &name, &d);
+                if done {
+                    progress.finish();
+                }
                 if msg != last {
-                    println!("{msg}");
+                    progress.println(&msg);
                     last = msg;
                 }
                 if done {
                     return Ok(());
                 }
                 if limit.is_some_and(|l| start.elapsed() > l) {
+                    progress.finish();
                     return Err(Error::usage("timed out waiting for the condition"));
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                progress.wait(Duration::from_millis(500)).await;
+                d = get_json(&ctx.client, &path, "application/json").await?;
             }
         }
         other => {

@@ -832,6 +832,273 @@ spec:
       - {path: labels, fieldRef: {fieldPath: metadata.labels}}
 "#;
 
+/// A Job, a CronJob, a DaemonSet, a StatefulSet (with claim templates), two
+/// PodDisruptionBudgets and two StorageClasses: the kinds whose describers came last.
+const WORKLOADS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+  labels: {app: pi}
+spec:
+  completionMode: Indexed
+  completions: 3
+  parallelism: 2
+  backoffLimit: 2
+  ttlSecondsAfterFinished: 100
+  activeDeadlineSeconds: 600
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: pi
+          image: bosun.test/busybox:latest
+          command: ["sh", "-c", "sleep 3600"]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "*/5 * * * *"
+  suspend: true
+  startingDeadlineSeconds: 30
+  concurrencyPolicy: Forbid
+  jobTemplate:
+    spec:
+      completions: 1
+      template:
+        metadata:
+          labels: {app: tick}
+        spec:
+          restartPolicy: OnFailure
+          containers:
+            - name: tick
+              image: bosun.test/busybox:latest
+              command: ["date"]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  annotations: {team: infra}
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      nodeSelector: {kubernetes.io/os: linux}
+      containers:
+        - name: agent
+          image: bosun.test/busybox:latest
+          resources:
+            requests: {cpu: 10m}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate: {partition: 1}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: bosun.test/busybox:latest
+          volumeMounts:
+            - {name: www, mountPath: /www}
+  volumeClaimTemplates:
+    - metadata:
+        name: www
+        labels: {tier: data}
+        annotations: {note: kept}
+      spec:
+        accessModes: [ReadWriteOnce]
+        storageClassName: fast
+        resources:
+          requests: {storage: 1Gi}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: agent-pdb
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: agent}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web-pdb
+spec:
+  maxUnavailable: 50%
+  selector:
+    matchExpressions:
+      - {key: app, operator: In, values: [web, www]}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+  annotations: {storageclass.kubernetes.io/is-default-class: "false", owner: ops}
+provisioner: example.com/fast
+parameters: {type: ssd, zone: a}
+reclaimPolicy: Retain
+volumeBindingMode: WaitForFirstConsumer
+allowVolumeExpansion: true
+mountOptions: [noatime, discard]
+allowedTopologies:
+  - matchLabelExpressions:
+      - {key: topology.kubernetes.io/zone, values: [a, b]}
+      - {key: kubernetes.io/hostname, values: [n1]}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: slow
+provisioner: example.com/slow
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_workloads_like_kubectl() {
+    let c = cluster().await;
+    let ts = &c.ts;
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], WORKLOADS);
+    until(
+        ts,
+        60,
+        "the job's two pods running",
+        &["get", "pods", "-l", "job-name=pi"],
+        |o| o.matches(" Running ").count() == 2,
+    )
+    .await;
+    until(
+        ts,
+        60,
+        "the daemon set's pod running",
+        &["get", "ds", "agent"],
+        |o| {
+            o.lines().nth(1).is_some_and(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(1..6) == Some(&["1", "1", "1", "1", "1"][..])
+            })
+        },
+    )
+    .await;
+    until(
+        ts,
+        60,
+        "the stateful set's first pod",
+        &["get", "pods", "-l", "app=web"],
+        |o| o.contains("web-0"),
+    )
+    .await;
+    // Let the stateful set's pod and claims settle (a claim of an unprovisioned class stays
+    // Pending, and so may its pod), then compare what stays put.
+    let last = std::cell::RefCell::new(String::new());
+    until(
+        ts,
+        30,
+        "the stateful set settled",
+        &["get", "sts,pods,pvc", "-l", "app=web", "-o", "wide"],
+        |o| {
+            let settled = o == last.borrow().as_str();
+            *last.borrow_mut() = o.to_string();
+            settled
+        },
+    )
+    .await;
+    for args in [
+        vec!["describe", "job", "pi"],
+        vec!["describe", "jobs"],
+        vec!["describe", "cronjob", "tick"],
+        vec!["describe", "ds", "agent"],
+        vec!["describe", "sts", "web"],
+        vec!["describe", "pdb"],
+        vec!["describe", "pdb", "web-pdb"],
+        vec!["describe", "storageclass", "fast"],
+        vec!["describe", "sc", "slow"],
+    ] {
+        same_but_ages(ts, &args);
+    }
+    // What the describers show is there (not only equal to kubectl).
+    for (args, wants) in [
+        (
+            vec!["describe", "job", "pi"],
+            vec![
+                "Completion Mode: Indexed",
+                "Pods Statuses: 2 Active",
+                "Completed Indexes: <none>",
+                "Active Deadline Seconds: 600s",
+            ],
+        ),
+        (
+            vec!["describe", "cronjob", "tick"],
+            vec![
+                "Suspend: True",
+                "Starting Deadline Seconds: 30s",
+                "Last Schedule Time: <unset>",
+                "Active Jobs: <none>",
+            ],
+        ),
+        (
+            vec!["describe", "ds", "agent"],
+            vec![
+                "Node-Selector: kubernetes.io/os=linux",
+                "Desired Number of Nodes Scheduled: 1",
+                "Pods Status: 1 Running / 0 Waiting / 0 Succeeded / 0 Failed",
+            ],
+        ),
+        (
+            vec!["describe", "sts", "web"],
+            vec![
+                "Partition: 1",
+                "Volume Claims:",
+                "StorageClass: fast",
+                "Annotations: note=kept",
+                "Access Modes: [ReadWriteOnce]",
+            ],
+        ),
+        (
+            vec!["describe", "pdb", "web-pdb"],
+            vec!["Max unavailable: 50%", "Selector: app in (web,www)"],
+        ),
+        (
+            vec!["describe", "sc", "fast"],
+            vec![
+                "IsDefaultClass: No",
+                "AllowVolumeExpansion: True",
+                "Term 0: topology.kubernetes.io/zone in [a, b]",
+            ],
+        ),
+    ] {
+        let d = same_but_ages(ts, &args);
+        // Column widths aside.
+        let lines: Vec<String> = d
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        for want in wants {
+            assert!(
+                lines.iter().any(|l| l.contains(want)),
+                "`{}` lacks {want:?}:\n{d}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_prints_what_kubectl_prints() {
     let c = cluster().await;
@@ -1293,4 +1560,230 @@ async fn rolling_update_from_a_file_replaces_one_pod_at_a_time() {
         "{}",
         text(&e.stderr)
     );
+}
+
+/// A Deployment whose two pods wait for a node labelled `pulls=done`: they stay Pending
+/// (and the rollout unfinished) until the test labels the hollow node.
+const PULLS_DEPLOY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: pulls
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: pulls}
+  template:
+    metadata:
+      labels: {app: pulls}
+    spec:
+      nodeSelector: {pulls: done}
+      containers:
+        - name: app
+          image: registry.test/app:1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bystander
+  labels: {app: other}
+spec:
+  nodeSelector: {pulls: done}
+  containers:
+    - name: app
+      image: registry.test/app:1
+"#;
+
+/// A core/v1 Event about a pod's container, as the kubelet records it.
+fn pod_event(name: &str, pod: &str, uid: &str, ty: &str, reason: &str, message: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {
+            "apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": "default", "uid": uid,
+            "fieldPath": "spec.containers{app}",
+        },
+        "reason": reason,
+        "message": message,
+        "type": ty,
+        "count": 1,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "source": {"component": "kubelet", "host": "hollow-node-0"},
+    })
+    .to_string()
+}
+
+/// Lines a child process prints, as they come.
+struct LiveLines {
+    rx: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl LiveLines {
+    /// Waits until `check` holds for the lines so far, for at most `secs`.
+    async fn until(&mut self, secs: u64, what: &str, check: impl Fn(&[String]) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            while let Ok(l) = self.rx.try_recv() {
+                self.seen.push(l);
+            }
+            if check(&self.seen) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; output so far:\n{}",
+                self.seen.join("\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollout_status_shows_image_pulls_from_events() {
+    let c = cluster().await;
+    let ts = &c.ts;
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], PULLS_DEPLOY);
+    until(
+        ts,
+        60,
+        "two pending pulls pods",
+        &["get", "pods", "-l", "app=pulls"],
+        |o| o.matches(" Pending ").count() == 2,
+    )
+    .await;
+    let pods = ts.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=pulls",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.metadata.uid}{\"\\n\"}{end}",
+    ]);
+    let pods: Vec<(String, String)> = pods
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, u)| (n.to_string(), u.to_string()))
+        .collect();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let (a, b) = (&pods[0], &pods[1]);
+    let bystander = ts.kubectl_ok(&["get", "pod", "bystander", "-o", "jsonpath={.metadata.uid}"]);
+
+    // `bosun ctl rollout status` with its stdout a pipe (not a terminal): one line per
+    // state change.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bosun-ctl"))
+        .arg("--kubeconfig")
+        .arg(ts.kubeconfig())
+        .args(["rollout", "status", "deploy/pulls", "--timeout=120s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bosun-ctl");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = LiveLines {
+        rx,
+        seen: Vec::new(),
+    };
+    // The first status line is printed once the events are being followed.
+    out.until(30, "the first status line", |l| {
+        l.iter()
+            .any(|l| l.starts_with("Waiting for deployment \"pulls\" rollout to finish"))
+    })
+    .await;
+
+    let image = "registry.test/app:1";
+    let pulling = format!("Pulling image \"{image}\"");
+    let pulled = format!("Successfully pulled image \"{image}\" in 1.204s (1.204s including waiting). Image size: 4178432 bytes.");
+    let failed = format!("Failed to pull image \"{image}\": manifest unknown");
+    let backoff = format!("Back-off pulling image \"{image}\"");
+    let present = format!("Container image \"{image}\" already present on machine");
+    for (n, (pod, uid), ty, reason, msg) in [
+        (1, a, "Normal", "Pulling", pulling.as_str()),
+        (2, b, "Normal", "Pulling", pulling.as_str()),
+        (3, a, "Normal", "Pulled", pulled.as_str()),
+        // Not a pull: an image already on the node.
+        (4, a, "Normal", "Pulled", present.as_str()),
+        (5, b, "Warning", "Failed", failed.as_str()),
+        // Repeats the failure: not shown again.
+        (6, b, "Warning", "Failed", "Error: ErrImagePull"),
+        (7, b, "Normal", "BackOff", backoff.as_str()),
+        (8, b, "Normal", "Pulling", pulling.as_str()),
+        (9, b, "Normal", "Pulled", pulled.as_str()),
+    ] {
+        let ev = pod_event(&format!("{pod}.{n}"), pod, uid, ty, reason, msg);
+        ts.kubectl_stdin_ok(&["create", "-f", "-"], &ev);
+    }
+    // A pod the rollout does not wait on.
+    let ev = pod_event(
+        "bystander.1",
+        "bystander",
+        &bystander,
+        "Normal",
+        "Pulling",
+        &pulling,
+    );
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], &ev);
+    let want = vec![
+        format!("pod/{}: pulling image \"{image}\"...", a.0),
+        format!("pod/{}: pulling image \"{image}\"...", b.0),
+        format!("pod/{}: {pulled}", a.0),
+        format!("pod/{}: ErrImagePull: {failed}", b.0),
+        format!("pod/{}: ImagePullBackOff: {backoff}", b.0),
+        format!("pod/{}: pulling image \"{image}\"...", b.0),
+        format!("pod/{}: {pulled}", b.0),
+    ];
+    let pull_lines = |l: &[String]| -> Vec<String> {
+        l.iter()
+            .filter(|l| l.starts_with("pod/"))
+            .cloned()
+            .collect()
+    };
+    out.until(30, "the pull lines", |l| pull_lines(l).len() >= want.len())
+        .await;
+
+    // The pods may run now: the rollout finishes.
+    ts.kubectl_ok(&["label", "node", "hollow-node-0", "pulls=done"]);
+    out.until(60, "the rollout's end", |l| {
+        l.last()
+            .is_some_and(|l| l == "deployment \"pulls\" successfully rolled out")
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bosun ctl rollout status did not exit");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // The reader thread has the rest.
+    out.until(5, "end of output", |l| !l.is_empty()).await;
+    assert!(status.success(), "{status}\n{}", out.seen.join("\n"));
+    assert_eq!(pull_lines(&out.seen), want, "\n{}", out.seen.join("\n"));
+    // kubectl's own lines come before and after the pull lines, unchanged.
+    assert!(
+        out.seen[0].starts_with("Waiting for deployment \"pulls\" rollout to finish: "),
+        "{}",
+        out.seen.join("\n")
+    );
+    // No pull now: the same as kubectl.
+    same(ts, &["rollout", "status", "deploy/pulls"]);
 }

@@ -15,7 +15,12 @@ use crate::Ctx;
 
 /// Pods of `ns` matching a label selector whose controller is `uid`, counted by phase
 /// (`getPodStatusForController`).
-async fn pod_phases(ctx: &Ctx, ns: &str, selector: &str, uid: &str) -> Result<[usize; 4]> {
+pub(super) async fn pod_phases(
+    ctx: &Ctx,
+    ns: &str,
+    selector: &str,
+    uid: &str,
+) -> Result<[usize; 4]> {
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("labelSelector", selector)
         .finish();
@@ -58,12 +63,12 @@ fn conditions_type_status_reason(o: &mut Out, obj: &Value) {
     }
 }
 
-fn header(o: &mut Out, obj: &Value) {
+pub(super) fn header(o: &mut Out, obj: &Value) {
     w!(o, 0, "Name:\t{}\n", s(obj, "/metadata/name"));
     w!(o, 0, "Namespace:\t{}\n", s(obj, "/metadata/namespace"));
 }
 
-fn labels_annotations(o: &mut Out, obj: &Value) {
+pub(super) fn labels_annotations(o: &mut Out, obj: &Value) {
     labels_multiline(o, "Labels", &string_map(obj, "/metadata/labels"));
     annotations_multiline(o, "Annotations", &string_map(obj, "/metadata/annotations"));
 }

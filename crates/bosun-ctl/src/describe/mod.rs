@@ -1,22 +1,24 @@
 //! `describe`: kubectl's describers (`k8s.io/kubectl/pkg/describe/describe.go`) for Pod,
 //! Node, ReplicationController, ReplicaSet, Deployment, Service, Namespace,
 //! PersistentVolume, PersistentVolumeClaim, HorizontalPodAutoscaler, Endpoints, ConfigMap,
-//! Secret and ServiceAccount, line for line, and
+//! Secret, ServiceAccount, Job, CronJob, DaemonSet, StatefulSet, PodDisruptionBudget and
+//! StorageClass, line for line, and
 //! kubectl's generic describer (the object's fields as `Title Case:` lines) for every other
 //! kind; each followed by the object's events, through Go's tabwriter rules
 //! ([`crate::tabwriter`]).
 
-mod fmt;
+pub(crate) mod fmt;
 mod kinds;
 mod pod;
+mod workloads;
 
 use serde_json::Value;
 
+use self::fmt::{arr, s, since, w, Out};
 use crate::discovery::{Discovery, Resource};
 use crate::error::{Error, Result};
 use crate::get::get_json;
 use crate::{Ctx, SelectArgs};
-use fmt::{arr, s, since, w, Out};
 
 pub(crate) async fn run(ctx: &Ctx, args: &[String], select: &SelectArgs) -> Result<()> {
     let disc = Discovery::load(&ctx.client).await?;
@@ -157,6 +159,30 @@ async fn describe(ctx: &Ctx, r: &Resource, o: &Value) -> Result<String> {
         ("autoscaling", "HorizontalPodAutoscaler") => {
             let ev = events(ctx, o, Some(&r.kind), false).await?;
             kinds::hpa(o, &ev).await
+        }
+        ("batch", "Job") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            workloads::job(o, &ev).await
+        }
+        ("batch", "CronJob") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            workloads::cron_job(o, &ev).await
+        }
+        ("apps", "DaemonSet") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            workloads::daemon_set(ctx, o, &ev).await
+        }
+        ("apps", "StatefulSet") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            workloads::stateful_set(ctx, o, &ev).await
+        }
+        ("policy", "PodDisruptionBudget") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            workloads::pod_disruption_budget(o, &ev).await
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            workloads::storage_class_describe(o, &ev).await
         }
         _ => {
             let ev = events(ctx, o, Some(&r.kind), false).await?;
