@@ -122,7 +122,7 @@ WITH=$(rss_kib $UP)
 SHIMS=0
 SHIMS_PSS=0
 NSHIMS=0
-for p in $(pgrep -f " shim --dir $DATA/" || true); do
+for p in $(pgrep -f "shim --dir $DATA/" || true); do
     SHIMS=$((SHIMS + $(rss_kib "$p")))
     # PSS divides the pages the shims share (the bosun binary's text) among them.
     SHIMS_PSS=$((SHIMS_PSS + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))

@@ -19,9 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::stats::{PodStats, Summary};
@@ -423,25 +422,7 @@ pub(crate) fn node_event_of_type(
     reason: &'static str,
     message: String,
 ) {
-    let now = Utc::now();
-    let ts = now.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let node = ctx.cfg.node_name.clone();
-    let ev = json!({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": format!("{node}.{:x}", now.timestamp_nanos_opt().unwrap_or_default()), "namespace": "default"},
-        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node},
-        "reason": reason, "message": message, "type": ty,
-        "source": {"component": "kubelet", "host": node},
-        "reportingComponent": "kubelet", "reportingInstance": node,
-        "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
-    });
-    let Ok(ev) = serde_json::from_value::<Event>(ev) else {
-        return;
-    };
-    let api: Api<Event> = Api::namespaced(ctx.client.clone(), "default");
-    tokio::spawn(async move {
-        let _ = api.create(&PostParams::default(), &ev).await;
-    });
+    crate::events::node_event(ctx, ty, reason, message)
 }
 
 /// Evaluates every new stats summary until the agent stops.

@@ -175,6 +175,8 @@ pub(crate) struct Ctx {
     pub eviction: Mutex<eviction::State>,
     /// The pod network, when configured.
     pub net: Option<Arc<network::Network>>,
+    /// The event sink (bosun-events: client-go's correlator and rate limits).
+    pub events: bosun_events::Recorder,
 }
 
 impl Ctx {
@@ -207,7 +209,10 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
         .network
         .clone()
         .map(|n| Arc::new(network::Network::new(n, cfg.data_dir.clone())));
+    // As the kubelet's broadcaster: 1,000 queued events, one write at a time.
+    let (events, _events_task) = bosun_events::Recorder::start(client.clone(), 1000, 1);
     let ctx = Arc::new(Ctx {
+        events,
         cfg,
         client,
         runtime: Arc::new(runtime),

@@ -22,9 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{self, Store};
@@ -209,35 +208,22 @@ pub(crate) fn should_delete(
 /// Records an event about a claim, as an external provisioner does (source
 /// `bosun.io/local-path_<node>`); failures are logged only.
 fn record(ctx: &Arc<Ctx>, claim: &PersistentVolumeClaim, ty: &str, reason: &str, message: String) {
-    let ns = claim.namespace().unwrap_or_default();
-    let name = claim.name_any();
-    let now = Utc::now();
-    let ts = now.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let ev = json!({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {
-            "name": format!("{name}.{:x}", now.timestamp_nanos_opt().unwrap_or_default()),
-            "namespace": ns,
-        },
-        "involvedObject": {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns, "name": name,
-            "uid": claim.metadata.uid, "resourceVersion": claim.metadata.resource_version,
-        },
-        "reason": reason, "message": message, "type": ty,
-        "source": {"component": format!("{PROVISIONER}_{}", ctx.cfg.node_name)},
-        "reportingComponent": PROVISIONER,
-        "reportingInstance": ctx.cfg.node_name,
-        "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
-    });
-    let Ok(ev) = serde_json::from_value::<Event>(ev) else {
-        return;
+    let involved = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("PersistentVolumeClaim".into()),
+        namespace: claim.namespace(),
+        name: Some(claim.name_any()),
+        uid: claim.metadata.uid.clone(),
+        resource_version: claim.metadata.resource_version.clone(),
+        ..Default::default()
     };
-    let api: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
-    tokio::spawn(async move {
-        if let Err(e) = api.create(&PostParams::default(), &ev).await {
-            tracing::debug!(error = %e, "recording a claim event");
-        }
+    let mut ev = bosun_events::new_event(involved, ty, reason, message, PROVISIONER, None);
+    ev.source = Some(k8s_openapi::api::core::v1::EventSource {
+        component: Some(format!("{PROVISIONER}_{}", ctx.cfg.node_name)),
+        host: None,
     });
+    ev.reporting_instance = Some(ctx.cfg.node_name.clone());
+    ctx.events.record(ev);
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

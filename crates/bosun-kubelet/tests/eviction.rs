@@ -133,19 +133,28 @@ spec:
             && has_taint(n, "node.kubernetes.io/memory-pressure")
     })
     .await;
+    // Events are written by the agent's event sink, after the status: wait for it.
     let events: Api<Event> = Api::namespaced(c.client().await, "default");
-    let evs = events
-        .list(&ListParams::default().fields("involvedObject.name=hog"))
-        .await
-        .unwrap()
-        .items;
-    assert!(
-        evs.iter().any(
-            |e| e.reason.as_deref() == Some("Evicted") && e.type_.as_deref() == Some("Warning")
-        ),
-        "{:?}",
-        evs.iter().map(|e| &e.reason).collect::<Vec<_>>()
-    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let evs = events
+            .list(&ListParams::default().fields("involvedObject.name=hog"))
+            .await
+            .unwrap()
+            .items;
+        let found = evs.iter().any(|e| {
+            e.reason.as_deref() == Some("Evicted") && e.type_.as_deref() == Some("Warning")
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Evicted event for the hog: {:?}",
+            evs.iter().map(|e| &e.reason).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The hog's containers are stopped and it stays Failed; the Burstable pod within its
     // request keeps running.
