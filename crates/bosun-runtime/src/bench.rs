@@ -19,6 +19,24 @@ pub struct LifecycleFigures {
     pub median_ms: f64,
     pub p90_ms: f64,
     pub min_ms: f64,
+    /// Median of each step (bosun's runtime only: create, start, wait, delete), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepFigure>,
+}
+
+/// The median of one step of the lifecycle, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFigure {
+    pub step: &'static str,
+    pub median_ms: f64,
+}
+
+fn median_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples
+        .get(samples.len() / 2)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
 }
 
 fn figures(runtime: &str, mut samples: Vec<Duration>) -> LifecycleFigures {
@@ -31,12 +49,15 @@ fn figures(runtime: &str, mut samples: Vec<Duration>) -> LifecycleFigures {
         median_ms: samples.get(n / 2).map(|d| ms(*d)).unwrap_or(0.0),
         p90_ms: samples.get(n * 9 / 10).map(|d| ms(*d)).unwrap_or(0.0),
         min_ms: samples.first().map(|d| ms(*d)).unwrap_or(0.0),
+        steps: Vec::new(),
     }
 }
 
 /// create + start + wait for exit + delete of `true` in `image`, `n` times.
 pub fn bench_lifecycle(rt: &Runtime, image: &str, n: usize) -> Result<LifecycleFigures> {
+    const STEPS: [&str; 4] = ["create", "start", "wait", "delete"];
     let mut samples = Vec::with_capacity(n);
+    let mut steps: [Vec<Duration>; 4] = Default::default();
     for i in 0..n {
         let id = format!("bench-{}-{i}", std::process::id());
         let spec = ContainerSpec {
@@ -47,12 +68,31 @@ pub fn bench_lifecycle(rt: &Runtime, image: &str, n: usize) -> Result<LifecycleF
         };
         let t0 = Instant::now();
         rt.create(&spec)?;
+        let t1 = Instant::now();
         rt.start(&id)?;
+        let t2 = Instant::now();
         rt.wait(&id, Duration::from_secs(30))?;
+        let t3 = Instant::now();
         rt.delete(&id, true)?;
-        samples.push(t0.elapsed());
+        let t4 = Instant::now();
+        samples.push(t4 - t0);
+        for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]
+            .into_iter()
+            .enumerate()
+        {
+            steps[k].push(b - a);
+        }
     }
-    Ok(figures("bosun", samples))
+    let mut f = figures("bosun", samples);
+    f.steps = STEPS
+        .into_iter()
+        .zip(steps)
+        .map(|(step, v)| StepFigure {
+            step,
+            median_ms: median_ms(v),
+        })
+        .collect();
+    Ok(f)
 }
 
 /// `crun` or `runc` if one is installed.

@@ -13,7 +13,6 @@
 //! ```
 use std::fs;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -189,7 +188,7 @@ impl Runtime {
             if let Some(parent) = cfg.log_path.parent() {
                 fsutil::create_dir_all(parent)?;
             }
-            fsutil::write_json(&dir.join("config.json"), &cfg)?;
+            fsutil::write_json_volatile(&dir.join("config.json"), &cfg)?;
         }
         if let Some(p) = &spec.cgroup_path {
             self.cgroups.create(p, &spec.resources)?;
@@ -274,21 +273,29 @@ impl Runtime {
         if !dir.is_dir() {
             return Err(Error::ContainerNotFound(id.to_owned()));
         }
-        let Some(mut st) = fsutil::read_json_opt::<ContainerState>(&dir.join("state.json"))? else {
-            let cfg = self.config(id)?;
-            return Ok(ContainerState {
-                id: id.to_owned(),
-                status: Status::Unknown,
-                pid: 0,
-                shim_pid: 0,
-                shim_start_time: 0,
-                created_at: cfg.created_at,
-                started_at: None,
-                finished_at: None,
-                exit_code: None,
-                reason: Some("Creating".into()),
-                message: None,
-            });
+        let unknown = |created_at: String, reason: &str| ContainerState {
+            id: id.to_owned(),
+            status: Status::Unknown,
+            pid: 0,
+            shim_pid: 0,
+            shim_start_time: 0,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            reason: Some(reason.into()),
+            message: None,
+        };
+        let mut st = match fsutil::read_json_opt::<ContainerState>(&dir.join("state.json")) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok(unknown(self.config(id)?.created_at, "Creating")),
+            // state.json is written without fsync (it does not outlive the machine): after a
+            // crash of the machine it may be empty, which leaves the container deletable.
+            Err(Error::Json { .. }) => {
+                let created = self.config(id).map(|c| c.created_at).unwrap_or_default();
+                return Ok(unknown(created, "StateUnreadable"));
+            }
+            Err(e) => return Err(e),
         };
         if matches!(st.status, Status::Created | Status::Running)
             && shim::process_start_time(st.shim_pid) != Some(st.shim_start_time)
@@ -323,9 +330,16 @@ impl Runtime {
         Ok(out)
     }
 
-    /// Waits until the container has stopped (or its shim died).
+    /// Waits until the container has stopped (or its shim died): told by the shim when it
+    /// exits, else (a shim that is exiting already, or from before `wait`) by reading the
+    /// state at short intervals.
     pub fn wait(&self, id: &str, timeout: Duration) -> Result<ContainerState> {
         let deadline = Instant::now() + timeout;
+        let st = self.state(id)?;
+        if matches!(st.status, Status::Stopped | Status::Unknown) {
+            return Ok(st);
+        }
+        shim::wait_exit(&self.dir(id)?, timeout);
         let mut pause = Duration::from_micros(200);
         loop {
             let st = self.state(id)?;
@@ -393,16 +407,8 @@ impl Runtime {
         if let Some(h) = hostname {
             cmd.arg("--hostname").arg(h);
         }
-        // SAFETY: unshare is a single syscall, async-signal-safe, fine between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::unshare(libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // The helper unshares itself: no `pre_exec` here, so the spawn is a vfork + exec
+        // rather than a fork of the whole (multithreaded, large) agent.
         let out = cmd
             .stdin(Stdio::null())
             .output()

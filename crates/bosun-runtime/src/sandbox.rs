@@ -36,9 +36,16 @@ impl Sandbox {
     }
 }
 
-/// Runs in the helper process the runtime spawned already unshared into new net/IPC/UTS
-/// namespaces: sets the hostname, brings loopback up, and bind-mounts its ns files into `dir`.
+/// Runs in the helper process the runtime spawned (`bosun shim sandbox`, single-threaded):
+/// moves into new net/IPC/UTS namespaces, sets the hostname, brings loopback up, and
+/// bind-mounts its ns files into `dir`.
 pub(crate) fn pin_namespaces(dir: &Path, hostname: Option<&str>) -> Result<()> {
+    nix::sched::unshare(
+        nix::sched::CloneFlags::CLONE_NEWNET
+            | nix::sched::CloneFlags::CLONE_NEWIPC
+            | nix::sched::CloneFlags::CLONE_NEWUTS,
+    )
+    .map_err(Error::sys("unshare net, ipc and uts namespaces"))?;
     if let Some(h) = hostname {
         nix::unistd::sethostname(h).map_err(Error::sys(format!("set hostname {h}")))?;
     }

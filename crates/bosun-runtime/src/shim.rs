@@ -134,7 +134,7 @@ struct Shim {
 
 impl Shim {
     fn save(&self) -> Result<()> {
-        fsutil::write_json(&self.dir.join("state.json"), &self.state)
+        fsutil::write_json_volatile(&self.dir.join("state.json"), &self.state)
     }
 
     fn start(&mut self) -> std::result::Result<(), String> {
@@ -399,6 +399,12 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             .unwrap_or(PollTimeout::ZERO),
             None => PollTimeout::NONE,
         };
+        // Only descriptors with something to wait for are polled: poll reports a hang-up
+        // whatever the requested events, so a closed stream (or an attach client done with
+        // stdin) left in the set would make every poll return at once, a busy loop for as
+        // long as the container runs.
+        let open_streams: Vec<usize> = (0..streams.len()).filter(|i| streams[*i].2).collect();
+        let reading_attached: Vec<usize> = (0..attached.len()).filter(|i| attached[*i].1).collect();
         let (
             ready_streams,
             sig_ready,
@@ -409,15 +415,8 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             stdin_ready,
         ) = {
             let mut fds: Vec<PollFd> = Vec::new();
-            for (f, _, open) in &streams {
-                fds.push(PollFd::new(
-                    f.as_fd(),
-                    if *open {
-                        PollFlags::POLLIN
-                    } else {
-                        PollFlags::empty()
-                    },
-                ));
+            for i in &open_streams {
+                fds.push(PollFd::new(streams[*i].0.as_fd(), PollFlags::POLLIN));
             }
             fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
@@ -425,13 +424,8 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
             }
             fds.push(PollFd::new(attach.as_fd(), PollFlags::POLLIN));
-            for (c, reading) in &attached {
-                let ev = if *reading {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                };
-                fds.push(PollFd::new(c.as_fd(), ev));
+            for i in &reading_attached {
+                fds.push(PollFd::new(attached[*i].0.as_fd(), PollFlags::POLLIN));
             }
             let stdin_slot = stdin_w.as_ref().filter(|_| !stdin_pending.is_empty());
             if let Some(w) = stdin_slot {
@@ -448,24 +442,32 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
                 }
             }
             let ev = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-            let n = streams.len();
+            let n = open_streams.len();
             let a = n + 2 + clients.len();
             (
-                (0..n).map(ev).collect::<Vec<_>>(),
+                open_streams
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| ev(*k))
+                    .map(|(_, i)| *i)
+                    .collect::<Vec<_>>(),
                 ev(n),
                 ev(n + 1),
                 (0..clients.len())
                     .map(|i| ev(n + 2 + i))
                     .collect::<Vec<_>>(),
                 ev(a),
-                (0..attached.len())
-                    .map(|i| ev(a + 1 + i))
+                reading_attached
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| ev(a + 1 + *k))
+                    .map(|(_, i)| *i)
                     .collect::<Vec<_>>(),
-                stdin_slot.is_some() && ev(a + 1 + attached.len()),
+                stdin_slot.is_some() && ev(a + 1 + reading_attached.len()),
             )
         };
-        for (i, ready) in ready_streams.into_iter().enumerate() {
-            if !ready || !streams[i].2 {
+        for i in ready_streams {
+            if !streams[i].2 {
                 continue;
             }
             let (f, split, open) = &mut streams[i];
@@ -547,6 +549,11 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
             while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
                 let line = String::from_utf8_lossy(&pending[..nl]).into_owned();
                 pending.drain(..=nl);
+                // `wait`: no answer; the connection closes when the shim exits, once the
+                // container's exit is in state.json (the runtime's `wait` without polling).
+                if line.trim() == "wait" {
+                    continue;
+                }
                 // `reopen`: the log file was renamed (rotated); write to a new one at the
                 // configured path (CRI's ReopenContainerLog).
                 let reply = if line.trim() == "reopen" {
@@ -580,11 +587,11 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
                 attached.push((c, true));
             }
         }
-        for (i, ready) in ready_attached.into_iter().enumerate() {
+        for i in ready_attached {
             let Some((c, reading)) = attached.get_mut(i) else {
                 continue;
             };
-            if !ready || !*reading {
+            if !*reading {
                 continue;
             }
             let mut tmp = [0u8; 16 * 1024];
@@ -635,12 +642,15 @@ fn supervise(dir: &Path, reported: &mut bool) -> Result<()> {
         }
     }
     let _ = log.flush();
+    let saved = shim.save();
     drop(listener);
     drop(attach);
     drop(attached);
     let _ = fs::remove_file(SOCKET);
     let _ = fs::remove_file(ATTACH_SOCKET);
-    shim.save()
+    // Only now do waiters see their connection close: the exit is recorded.
+    drop(clients);
+    saved
 }
 
 /// Sends one output chunk to every attach client; one that cannot take it at once is
@@ -678,6 +688,39 @@ pub(crate) fn connect_attach(dir: &Path) -> Result<Option<UnixStream>> {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(None),
         Err(e) => Err(Error::io("connect", dir.join(ATTACH_SOCKET))(e)),
+    }
+}
+
+/// Blocks until the shim of `dir` exits (its `wait` command: the connection closes once the
+/// container's exit is recorded) or `timeout` passes. False when that cannot be known this
+/// way (no socket: the shim is gone or exiting; a shim from before `wait` answers it with an
+/// error), so the caller falls back to reading the state.
+pub(crate) fn wait_exit(dir: &Path, timeout: Duration) -> bool {
+    let Ok(dirfd) = File::open(dir) else {
+        return false;
+    };
+    let path = format!("/proc/self/fd/{}/{SOCKET}", dirfd.as_raw_fd());
+    let Ok(mut s) = UnixStream::connect(&path) else {
+        return false;
+    };
+    drop(dirfd);
+    if s.write_all(b"wait\n").is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + timeout;
+    let mut b = [0u8; 64];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            // Any answer means this shim does not know `wait`.
+            Ok(_) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
     }
 }
 

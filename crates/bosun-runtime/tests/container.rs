@@ -201,3 +201,35 @@ fn image_in_use_is_not_removed() {
     rt.images().remove(BUSYBOX).unwrap();
     rt.images().gc().unwrap();
 }
+
+/// CPU time (user + system, clock ticks) of process `pid` from /proc/PID/stat.
+fn cpu_ticks(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A container that closes its stdout and stderr and keeps running must not make its shim
+/// spin (a closed pipe stays readable as a hang-up to poll), and `wait` returns once it exits.
+#[test]
+fn shim_idles_while_a_container_without_stdio_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let rt = runtime_with_busybox(data.path());
+    let st = rt.create(&sh("quiet", "exec >&- 2>&-; sleep 1.5")).unwrap();
+    rt.start("quiet").unwrap();
+    let before = cpu_ticks(st.shim_pid);
+    std::thread::sleep(Duration::from_millis(1000));
+    let used = cpu_ticks(st.shim_pid) - before;
+    // Clock ticks are 10 ms; a spinning shim uses ~100 in this second, an idle one ~0.
+    assert!(
+        used <= 10,
+        "shim used {used} ticks of CPU in 1 s while its container slept"
+    );
+    let t = std::time::Instant::now();
+    let st = rt.wait("quiet", T).unwrap();
+    assert_eq!(st.status, Status::Stopped);
+    assert_eq!(st.exit_code, Some(0));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    rt.delete("quiet", false).unwrap();
+}
