@@ -4,8 +4,13 @@
 use std::collections::BTreeMap;
 
 use bosun_api::quantity::Quantity as Qty;
+use std::time::Duration;
+
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 
 /// A failure that upstream reports as `CreateContainerConfigError` with this message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +189,51 @@ pub fn resource_field_ref(
     })
 }
 
+/// How long a container start waits for the first list of Services before it asks the API
+/// itself.
+const SERVICES_SYNC_WAIT: Duration = Duration::from_secs(5);
+
+/// Every Service of the cluster, kept by one watch, as upstream's kubelet keeps its service
+/// lister: the service environment of a container comes from memory instead of two LISTs per
+/// container start (which, 30 pods at once, queued behind each other on a busy server).
+#[derive(Clone)]
+pub(crate) struct ServiceCache {
+    store: Store<Service>,
+}
+
+impl ServiceCache {
+    /// Starts the watch; it runs until the returned task is aborted.
+    pub(crate) fn start(client: kube::Client) -> (Self, tokio::task::JoinHandle<()>) {
+        let (store, writer) = reflector::store::<Service>();
+        let task = tokio::spawn(
+            reflector::reflector(
+                writer,
+                watcher(Api::<Service>::all(client), watcher::Config::default()).default_backoff(),
+            )
+            .for_each(|_| futures::future::ready(())),
+        );
+        (ServiceCache { store }, task)
+    }
+
+    /// The Services of `ns` sorted by name (as a LIST returns them), once the first list is
+    /// in; `None` if it is not within [`SERVICES_SYNC_WAIT`].
+    async fn in_namespace(&self, ns: &str) -> Option<Vec<Service>> {
+        tokio::time::timeout(SERVICES_SYNC_WAIT, self.store.wait_until_ready())
+            .await
+            .ok()?
+            .ok()?;
+        let mut out: Vec<Service> = self
+            .store
+            .state()
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
+            .map(|s| Service::clone(s))
+            .collect();
+        out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Some(out)
+    }
+}
+
 /// Everything [`build`] needs from the API, fetched once per container start.
 #[derive(Debug, Default)]
 pub struct Sources {
@@ -195,8 +245,10 @@ pub struct Sources {
 impl Sources {
     /// Fetches what `container`'s env names: services (unless `enableServiceLinks: false`;
     /// the `kubernetes` service of `default` always), config maps and secrets.
-    pub async fn fetch(
+    /// Services come from `cache` when it has them, else from the API.
+    pub(crate) async fn fetch(
         client: &kube::Client,
+        cache: Option<&ServiceCache>,
         pod: &Pod,
         container: &Container,
     ) -> Result<Sources, ConfigError> {
@@ -209,19 +261,25 @@ impl Sources {
             .unwrap_or(true);
         let list = |ns: &str| {
             let api: Api<Service> = Api::namespaced(client.clone(), ns);
-            async move { api.list(&ListParams::default()).await }
+            let ns = ns.to_string();
+            async move {
+                if let Some(c) = cache {
+                    if let Some(items) = c.in_namespace(&ns).await {
+                        return Ok(items);
+                    }
+                }
+                api.list(&ListParams::default()).await.map(|l| l.items)
+            }
         };
         if links {
             s.services = list(ns)
                 .await
-                .map_err(|e| ConfigError(format!("listing services: {e}")))?
-                .items;
+                .map_err(|e| ConfigError(format!("listing services: {e}")))?;
         }
         if ns != "default" || !links {
             if let Ok(l) = list("default").await {
                 s.services.extend(
-                    l.items
-                        .into_iter()
+                    l.into_iter()
                         .filter(|x| x.metadata.name.as_deref() == Some("kubernetes")),
                 );
             }

@@ -33,7 +33,7 @@ mod streams;
 mod volumes;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -177,11 +177,46 @@ pub(crate) struct Ctx {
     pub net: Option<Arc<network::Network>>,
     /// The event sink (bosun-events: client-go's correlator and rate limits).
     pub events: bosun_events::Recorder,
+    /// The cluster's Services from one watch (containers' service environment variables).
+    pub services: envvars::ServiceCache,
+    /// The node's allocatable resources and when they were read ([`Ctx::allocatable`]).
+    pub allocatable: Mutex<Option<(std::time::Instant, BTreeMap<String, String>)>>,
 }
+
+/// How long [`Ctx::allocatable`] keeps what it read.
+const ALLOCATABLE_TTL: Duration = Duration::from_secs(30);
 
 impl Ctx {
     pub(crate) fn pod_dir(&self, uid: &str) -> PathBuf {
         self.cfg.data_dir.join("pods").join(uid)
+    }
+
+    /// The node's allocatable resources (the downward API's and `resourceFieldRef`'s
+    /// defaults), read again at most every [`ALLOCATABLE_TTL`]: capacity does not change while
+    /// the agent runs, and reading it walks /proc, which every container start did twice.
+    pub(crate) fn allocatable(&self) -> BTreeMap<String, String> {
+        if let Ok(cached) = self.allocatable.lock() {
+            if let Some((at, m)) = cached.as_ref() {
+                if at.elapsed() < ALLOCATABLE_TTL {
+                    return m.clone();
+                }
+            }
+        }
+        let m = node::Machine::read(&self.cfg.data_dir, self.cfg.eviction)
+            .allocatable(self.cfg.max_pods);
+        if let Ok(mut cached) = self.allocatable.lock() {
+            *cached = Some((std::time::Instant::now(), m.clone()));
+        }
+        m
+    }
+}
+
+/// Aborts a background task when the future that started it is dropped (the agent stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -211,8 +246,12 @@ pub async fn run(client: kube::Client, cfg: KubeletConfig) -> Result<()> {
         .map(|n| Arc::new(network::Network::new(n, cfg.data_dir.clone())));
     // As the kubelet's broadcaster: 1,000 queued events, one write at a time.
     let (events, _events_task) = bosun_events::Recorder::start(client.clone(), 1000, 1);
+    let (services, services_task) = envvars::ServiceCache::start(client.clone());
+    let _services_task = AbortOnDrop(services_task);
     let ctx = Arc::new(Ctx {
         events,
+        services,
+        allocatable: Mutex::new(None),
         cfg,
         client,
         runtime: Arc::new(runtime),

@@ -64,6 +64,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<()> {
                 continue;
             }
         };
+        let seen = worker::Seen::now();
         let ev = match next {
             Ok(Some(ev)) => ev,
             Ok(None) => return Err(Error::Config("the pod watch ended".into())),
@@ -91,7 +92,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<()> {
                     None => {
                         let (tx, rx) = watch::channel(Update::Pod(pod.clone()));
                         let mine = adopted.remove(&uid).unwrap_or_default();
-                        tasks.spawn(worker::run(ctx.clone(), pod, mine, rx));
+                        tasks.spawn(worker::run(ctx.clone(), pod, mine, rx, seen));
                         workers.insert(uid, tx);
                     }
                 }

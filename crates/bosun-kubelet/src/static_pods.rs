@@ -157,7 +157,13 @@ pub(crate) fn reconcile(
         let pod = Arc::new(pod);
         let (tx, rx) = watch::channel(Update::Pod(pod.clone()));
         let mine = adopted.remove(&uid).unwrap_or_default();
-        tasks.spawn(crate::worker::run(ctx.clone(), pod, mine, rx));
+        tasks.spawn(crate::worker::run(
+            ctx.clone(),
+            pod,
+            mine,
+            rx,
+            crate::worker::Seen::now(),
+        ));
         workers.insert(uid, tx);
     }
     for uid in statics.difference(&now) {

@@ -132,18 +132,36 @@ struct StartupTrace {
     last: Instant,
 }
 
-impl StartupTrace {
-    fn new() -> Self {
-        let now = Instant::now();
-        StartupTrace {
-            seen_unix_us: std::time::SystemTime::now()
+/// When the agent's pod watch delivered a pod (the start of its [`StartupTrace`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    unix_us: u128,
+    at: Instant,
+}
+
+impl Seen {
+    pub(crate) fn now() -> Self {
+        Seen {
+            unix_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros())
                 .unwrap_or(0),
-            at: now,
-            steps: Vec::new(),
-            last: now,
+            at: Instant::now(),
         }
+    }
+}
+
+impl StartupTrace {
+    /// A trace from `seen`, with the wait for the worker's first run as its first step.
+    fn new(seen: Seen) -> Self {
+        let mut t = StartupTrace {
+            seen_unix_us: seen.unix_us,
+            at: seen.at,
+            steps: Vec::new(),
+            last: seen.at,
+        };
+        t.mark("worker");
+        t
     }
 
     fn mark(&mut self, step: &'static str) {
@@ -188,12 +206,13 @@ fn grace_of(pod: &Pod) -> Duration {
     Duration::from_secs(secs.max(0) as u64).max(MIN_GRACE)
 }
 
-/// Runs the worker of one pod until the pod is gone.
+/// Runs the worker of one pod until the pod is gone; `seen` is when the pod was delivered.
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     pod: Arc<Pod>,
     adopted: Vec<Adopted>,
     mut rx: watch::Receiver<Update>,
+    seen: Seen,
 ) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut w = Worker {
@@ -211,7 +230,7 @@ pub(crate) async fn run(
         last_status: pod_status_seed(),
         terminal: false,
         wake: Arc::new(Notify::new()),
-        trace: adopted.is_empty().then(StartupTrace::new),
+        trace: adopted.is_empty().then(|| StartupTrace::new(seen)),
     };
     w.adopt(adopted).await;
     loop {
@@ -594,8 +613,7 @@ impl Worker {
     }
 
     fn allocatable(&self) -> BTreeMap<String, String> {
-        crate::node::Machine::read(&self.ctx.cfg.data_dir, self.ctx.cfg.eviction)
-            .allocatable(self.ctx.cfg.max_pods)
+        self.ctx.allocatable()
     }
 
     /// Restarts a stopped container unless it is in crash-loop back-off.
@@ -723,7 +741,14 @@ impl Worker {
             .image_pull_policy
             .clone()
             .unwrap_or_else(|| "IfNotPresent".into());
-        let present = self.ctx.runtime.images().exists(&image).unwrap_or(false);
+        // Off the async threads: the image store takes a file lock an image pull or GC may hold.
+        let rt = self.ctx.runtime.clone();
+        let img = image.clone();
+        let present = tokio::task::spawn_blocking(move || rt.images().exists(&img))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(false);
         if !present {
             if !self.image_missing(c, &image, &policy).await {
                 return;
@@ -994,7 +1019,7 @@ impl Worker {
         } else {
             self.pod_ip.map(|ip| ip.to_string())
         };
-        let src = envvars::Sources::fetch(&self.ctx.client, pod, c)
+        let src = envvars::Sources::fetch(&self.ctx.client, Some(&self.ctx.services), pod, c)
             .await
             .map_err(|e| e.0)?;
         let env = envvars::build(
