@@ -71,6 +71,40 @@ struct Startup {
     batch_seconds: f64,
     /// Where each pod's time went, median and max over the batch (milliseconds), in order.
     breakdown: Vec<Step>,
+    /// CPU seconds used during the batch (first POST to last Running) by the server, by the
+    /// agent (with the helpers it waited for) and by the batch's shims and containers (their
+    /// set-up before the exec): whether the batch waited on the machine's two cores or on
+    /// something else.
+    cpu: BatchCpu,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+struct BatchCpu {
+    server_seconds: f64,
+    agent_seconds: f64,
+    shims_seconds: f64,
+}
+
+/// utime + stime (+ cutime + cstime with `children`) of `pid`, in seconds.
+fn cpu_seconds(pid: u32, children: bool) -> f64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(at) = text.rfind(')') else {
+        return 0.0;
+    };
+    // After the name: utime, stime, cutime, cstime are fields 14-17 (state is field 3).
+    let f: Vec<u64> = text[at + 1..]
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let ticks: u64 = f.iter().take(if children { 4 } else { 2 }).sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 }
 }
 
 /// One part of the pod startup latency over the batch.
@@ -301,12 +335,43 @@ fn pss_kib(pid: u32) -> Option<f64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// CPU seconds of the shims of containers under `data_dir` that run now and of their
+/// children, the containers (whose set-up before the exec, the container init, counts there).
+fn shims_cpu(data_dir: &Path) -> f64 {
+    shim_pids(data_dir)
+        .into_iter()
+        .map(|p| {
+            let children =
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            cpu_seconds(p, false)
+                + children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .map(|c| cpu_seconds(c, false))
+                    .sum::<f64>()
+        })
+        .sum()
+}
+
 /// (count, total RSS MiB, total PSS MiB) of the shims of containers under `data_dir`.
 fn shims_rss(data_dir: &Path) -> (usize, f64, f64) {
-    let want = data_dir.join("containers").to_string_lossy().into_owned();
     let mut n = 0;
     let mut kib = 0.0;
     let mut pss = 0.0;
+    for pid in shim_pids(data_dir) {
+        if let Some(k) = status_kib(pid, "VmRSS") {
+            n += 1;
+            kib += k;
+            pss += pss_kib(pid).unwrap_or(0.0);
+        }
+    }
+    (n, kib / 1024.0, pss / 1024.0)
+}
+
+/// The shims of containers under `data_dir`.
+fn shim_pids(data_dir: &Path) -> Vec<u32> {
+    let want = data_dir.join("containers").to_string_lossy().into_owned();
+    let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -324,14 +389,10 @@ fn shims_rss(data_dir: &Path) -> (usize, f64, f64) {
             || args.iter().any(|a| a == "shim");
         let is_shim = shim_prog && args.iter().any(|a| a.starts_with(&want));
         if is_shim {
-            if let Some(k) = status_kib(pid, "VmRSS") {
-                n += 1;
-                kib += k;
-                pss += pss_kib(pid).unwrap_or(0.0);
-            }
+            out.push(pid);
         }
     }
-    (n, kib / 1024.0, pss / 1024.0)
+    out
 }
 
 fn pod(name: &str) -> anyhow::Result<Pod> {
@@ -608,7 +669,7 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         log,
     };
     let client = crate::admin_client(&server.kubeconfig).await?;
-    let result = measure(&client, &agent, &agent_dir, &args).await;
+    let result = measure(&client, &agent, &agent_dir, &args, server.pid).await;
     // Pods go first, so the agent removes its containers; whatever is left is removed here.
     let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let _ = api
@@ -653,6 +714,7 @@ async fn measure(
     agent: &AgentChild,
     agent_dir: &Path,
     args: &PodsArgs,
+    server_pid: u32,
 ) -> anyhow::Result<(Startup, AgentMemory)> {
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -685,17 +747,25 @@ async fn measure(
 
     progress(&format!("pod startup: {} pods at once", args.batch));
     let names: Vec<String> = (0..args.batch).map(|i| format!("batch-{i}")).collect();
+    let cpu0 = (cpu_seconds(server_pid, false), cpu_seconds(agent.pid, true));
     let t = Instant::now();
     let (mut lat, times) = start_pods(client, &names)
         .await
         .with_context(|| format!("agent log:\n{}", agent.log_tail()))?;
     let batch_seconds = t.elapsed().as_secs_f64();
+    let cpu = BatchCpu {
+        server_seconds: cpu_seconds(server_pid, false) - cpu0.0,
+        agent_seconds: cpu_seconds(agent.pid, true) - cpu0.1,
+        // The shims started with the batch: all their CPU is the batch's (and after).
+        shims_seconds: shims_cpu(agent_dir),
+    };
     let traces = agent_traces(&std::fs::read_to_string(&agent.log).unwrap_or_default());
     let startup = Startup {
         pods: names.len(),
         latency: Latency::of(&mut lat),
         batch_seconds,
         breakdown: breakdown(&times, &traces),
+        cpu,
     };
 
     let more = args.rss_pods.saturating_sub(args.batch);
@@ -763,6 +833,15 @@ fn print_table(r: &Report) {
         "{:<58} {:>10.2} s {:>16}",
         "whole batch, first POST to last Running", s.batch_seconds, ""
     );
+    println!(
+        "{:<58} {:>12} {:>16}",
+        "CPU during the batch: server / agent / shims+containers",
+        format!(
+            "{:.2}/{:.2}/{:.2} s",
+            s.cpu.server_seconds, s.cpu.agent_seconds, s.cpu.shims_seconds
+        ),
+        ""
+    );
     for st in &s.breakdown {
         println!(
             "{:<58} {:>9.1} ms {:>16}",
@@ -781,6 +860,14 @@ fn print_table(r: &Report) {
         l.bosun.median_ms,
         "≤ 50 ms"
     );
+    for st in &l.bosun.steps {
+        println!(
+            "{:<58} {:>9.1} ms {:>16}",
+            format!("  {} (median)", st.step),
+            st.median_ms,
+            ""
+        );
+    }
     if let (Some(o), Some(ratio)) = (&l.oci, l.ratio) {
         println!(
             "{:<58} {:>9.1} ms {:>16}",
