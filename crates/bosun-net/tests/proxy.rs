@@ -227,3 +227,75 @@ async fn partial_syncs_never_refuse_while_an_endpoint_flips() {
     proxier.sync(&svcs, &one).await.unwrap();
     assert_eq!(idents(&outside, np, 20), ["ep1".to_string()].into());
 }
+
+/// A Service spreads over its endpoints with a cascade of rules up to
+/// `CASCADE_MAX_ENDPOINTS` endpoints and with one `numgen` map above it: both reach every
+/// endpoint (here one pod listening on many ports, one endpoint per port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_is_reached_through_the_cascade_and_the_numgen_map() {
+    require_root_and_tools();
+    let node = Netns::new("pxspread");
+    let (pod, client) = (Netns::new("spreadep"), Netns::new("spreadcl"));
+    let data = tempfile::tempdir().unwrap();
+    let net = PodNetwork::new(
+        NetConfig {
+            data_dir: data.path().to_path_buf(),
+            node_netns: Some(node.path.clone()),
+            ..NetConfig::default()
+        },
+        "10.244.3.0/24".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let ep = net.setup("spreadep", &pod.path).await.unwrap();
+    net.setup("spreadcl", &client.path).await.unwrap();
+    let many = bosun_net::proxy::rules::CASCADE_MAX_ENDPOINTS + 1;
+    for k in 0..many as u16 {
+        echo_server(&pod.path, 9000 + k, &format!("p{}", 9000 + k));
+    }
+    // Service "few" (10.96.0.21): 3 endpoints; "many" (10.96.0.22): one more than the
+    // cascade takes. One EndpointSlice per target port, all on the same pod.
+    let svc = |name: &str, ip: &str| -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "default", "name": name},
+            "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+        }))
+        .unwrap()
+    };
+    let slices = |name: &str, n: usize| -> Vec<EndpointSlice> {
+        (0..n)
+            .map(|k| {
+                serde_json::from_value(json!({
+                    "metadata": {"namespace": "default", "name": format!("{name}-{k}"),
+                        "labels": {"kubernetes.io/service-name": name}},
+                    "addressType": "IPv4",
+                    "ports": [{"name": "http", "port": 9000 + k, "protocol": "TCP"}],
+                    "endpoints": [{"addresses": [ep.ip.to_string()], "conditions": {"ready": true}, "nodeName": "n"}]
+                }))
+                .unwrap()
+            })
+            .collect()
+    };
+    let svcs = vec![svc("few", "10.96.0.21"), svc("many", "10.96.0.22")];
+    let mut eps = slices("few", 3);
+    eps.extend(slices("many", many));
+    let mut cfg = ProxyConfig::new("n");
+    cfg.netns = Some(node.path.clone());
+    Proxier::new(cfg).sync(&svcs, &eps).await.unwrap();
+    let table = node.exec(&["nft", "list", "table", "ip", "bosun"]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.contains("numgen random mod 3 "), "{table}");
+    assert!(
+        table.contains(&format!("numgen random mod {many} vmap {{")),
+        "{table}"
+    );
+
+    let want =
+        |n: usize| -> BTreeSet<String> { (0..n).map(|k| format!("p{}", 9000 + k)).collect() };
+    let few = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 21), 80));
+    // Missing one of 3 in 60 uniform picks: 3·(2/3)^60 ≈ 1e-10.
+    assert_eq!(idents(&client, few, 60), want(3), "cascade");
+    let all = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 22), 80));
+    // Missing one of 17 in 300 uniform picks: 17·(16/17)^300 ≈ 2e-7.
+    assert_eq!(idents(&client, all, 300), want(many), "numgen map");
+}

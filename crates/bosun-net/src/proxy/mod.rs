@@ -104,11 +104,12 @@ impl Proxier {
             })
             .collect();
         let ports = service_ports(&services, slices, &self.cfg.node_name);
-        let rs = generate(
+        let rs = rules::generate_reusing(
             &ports,
             &RulesConfig {
                 cluster_cidr: self.cfg.cluster_cidr,
             },
+            self.applied.as_ref(),
         );
         let now = Instant::now();
         let expired: Vec<String> = self

@@ -196,6 +196,7 @@ pub fn service_ports(
             });
         }
     }
-    out.sort_by_key(|a| a.id());
+    // Cached: `id` formats a string, and a sort asks for it O(n log n) times.
+    out.sort_by_cached_key(|a| a.id());
     out
 }

@@ -9,10 +9,13 @@
 //! sync after the first writes only what changed ([`Ruleset::partial`], as upstream's
 //! nftables proxier): the chains of changed service ports rewritten, map elements added and
 //! deleted by difference, chains that went away flushed (and deleted a sync later), sets
-//! deleted. With 10,000 Services an
-//! endpoint change is then a few lines for `nft` instead of the whole table.
+//! deleted. With 10,000 Services an endpoint change is then a few lines for `nft` instead
+//! of the whole table, and [`generate_reusing`] formats only the changed service ports
+//! (the others' units are shared with the previous ruleset); the body is assembled from
+//! the units only for a full sync.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
@@ -42,34 +45,78 @@ const MAPS: [(&str, &str); 4] = [
 /// A generated ruleset: the command text and the chains and sets it declares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
-    pub body: String,
     pub chains: BTreeSet<String>,
     pub sets: BTreeSet<String>,
     /// What does not depend on the services (table, maps, base and shared chains with their
     /// rules): a partial sync needs it unchanged.
     pub base: String,
-    /// Per service port (by its id), what it adds to the table.
-    pub units: BTreeMap<String, Unit>,
+    /// The base's declarations (table, maps, base and shared chains) and its rules: the
+    /// body puts every unit's declarations between them.
+    base_decls: String,
+    base_rules: String,
+    /// Per service port (by its id), what it adds to the table; shared with the ruleset
+    /// it was reused from when its service port did not change.
+    pub units: BTreeMap<String, Arc<Unit>>,
+    /// The cluster CIDR the units' rules were written for.
+    pub cluster_cidr: Ipv4Net,
 }
 
 /// What one service port adds to the table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
+    /// The service port it was generated from.
+    pub port: ServicePort,
     /// `add chain` and `add set` commands.
     pub decl: String,
     /// `add rule` commands.
     pub rules: String,
+    /// `add element` commands, in the order they were generated.
+    pub elems: String,
     pub chains: BTreeSet<String>,
+    pub sets: BTreeSet<String>,
     /// (map, key) → value.
     pub elements: Elements,
 }
 
+impl Unit {
+    fn new(port: &ServicePort) -> Self {
+        Self {
+            port: port.clone(),
+            decl: String::new(),
+            rules: String::new(),
+            elems: String::new(),
+            chains: BTreeSet::new(),
+            sets: BTreeSet::new(),
+            elements: Elements::new(),
+        }
+    }
+}
+
 impl Ruleset {
+    /// Every command of the ruleset: declarations first (so that rules may jump to any
+    /// chain), then rules, then map elements. Assembled on demand: only a full sync needs
+    /// it.
+    pub fn body(&self) -> String {
+        let units = self.units.values();
+        let len = self.base.len()
+            + units
+                .clone()
+                .map(|u| u.decl.len() + u.rules.len() + u.elems.len())
+                .sum::<usize>();
+        let mut s = String::with_capacity(len);
+        s.push_str(&self.base_decls);
+        units.clone().for_each(|u| s.push_str(&u.decl));
+        s.push_str(&self.base_rules);
+        units.clone().for_each(|u| s.push_str(&u.rules));
+        units.for_each(|u| s.push_str(&u.elems));
+        s
+    }
+
     /// Replaces whatever the table held, in one transaction.
     pub fn full(&self) -> String {
         format!(
             "add table ip {TABLE}\ndelete table ip {TABLE}\n{}",
-            self.body
+            self.body()
         )
     }
 
@@ -78,7 +125,7 @@ impl Ruleset {
     pub fn incremental(&self, previous: &Ruleset) -> String {
         let mut s = format!(
             "add table ip {TABLE}\nflush table ip {TABLE}\n{}",
-            self.body
+            self.body()
         );
         for c in previous.chains.difference(&self.chains) {
             let _ = writeln!(s, "delete chain ip {TABLE} {c}");
@@ -195,24 +242,27 @@ fn endpoint_id(sp: &ServicePort, ep: &Endpoint) -> String {
 }
 
 struct Gen {
-    /// Table, maps, chains and sets: declared before any rule jumps to them.
+    /// The base's declarations (table, maps, chains): before any rule jumps to them.
     out: String,
+    /// The base's rules.
     rules: String,
-    elems: String,
+    /// Every chain and set, the base's and the units'.
     chains: BTreeSet<String>,
     sets: BTreeSet<String>,
-    /// The service port being generated: everything also goes here.
+    /// The service port being generated: its commands go there instead of the base's.
     unit: Option<Unit>,
 }
 
 impl Gen {
     fn chain(&mut self, name: &str) {
         let line = format!("add chain ip {TABLE} {name}\n");
-        self.out.push_str(&line);
         self.chains.insert(name.to_string());
-        if let Some(u) = &mut self.unit {
-            u.decl.push_str(&line);
-            u.chains.insert(name.to_string());
+        match &mut self.unit {
+            Some(u) => {
+                u.decl.push_str(&line);
+                u.chains.insert(name.to_string());
+            }
+            None => self.out.push_str(&line),
         }
     }
     fn base(&mut self, name: &str, spec: &str) {
@@ -221,53 +271,97 @@ impl Gen {
     }
     fn set(&mut self, name: &str, spec: &str) {
         let line = format!("add set ip {TABLE} {name} {{ {spec}; }}\n");
-        self.out.push_str(&line);
         self.sets.insert(name.to_string());
-        if let Some(u) = &mut self.unit {
-            u.decl.push_str(&line);
+        match &mut self.unit {
+            Some(u) => {
+                u.decl.push_str(&line);
+                u.sets.insert(name.to_string());
+            }
+            None => self.out.push_str(&line),
         }
     }
     fn rule(&mut self, chain: &str, rule: &str) {
         let line = format!("add rule ip {TABLE} {chain} {rule}\n");
-        self.rules.push_str(&line);
-        if let Some(u) = &mut self.unit {
-            u.rules.push_str(&line);
+        match &mut self.unit {
+            Some(u) => u.rules.push_str(&line),
+            None => self.rules.push_str(&line),
         }
     }
+    /// A map element of the service port being generated (the base has none).
     fn element(&mut self, map: &'static str, key: &str, value: &str) {
-        let _ = writeln!(
-            self.elems,
-            "add element ip {TABLE} {map} {{ {key} : {value} }}"
-        );
         if let Some(u) = &mut self.unit {
+            let _ = writeln!(
+                u.elems,
+                "add element ip {TABLE} {map} {{ {key} : {value} }}"
+            );
             u.elements.insert((map, key.to_string()), value.to_string());
         }
     }
+    /// Takes in a unit generated earlier, as it was.
+    fn reuse(&mut self, u: &Unit) {
+        self.chains.extend(u.chains.iter().cloned());
+        self.sets.extend(u.sets.iter().cloned());
+    }
 }
 
-/// Spreads over `targets` with `numgen random`, or a plain goto for one target.
-fn spread(targets: &[String]) -> String {
-    if targets.len() == 1 {
-        return format!("goto {}", targets[0]);
+/// Up to this many endpoints a service chain picks one with a cascade of plain rules; above
+/// it, with one `numgen random mod N vmap { … }`.
+///
+/// The anonymous map of a `vmap { … }` costs the kernel a walk of the whole transaction
+/// when it is bound to its rule (`__nft_set_trans_bind` scans the commit list for the
+/// set's NEWSET), so a full sync with one such map per Service is quadratic: 168 s for
+/// 10,000 Services of two endpoints (40,000 chain/rule/element commands). The cascade
+/// binds no set. It costs a new connection one `numgen` per endpoint skipped, which stays
+/// small up to this count; Services with more endpoints are rare enough for the map's
+/// bind cost not to add up.
+pub const CASCADE_MAX_ENDPOINTS: usize = 16;
+
+/// The rules spreading over `targets` uniformly: a plain goto for one target; for a few,
+/// rule i jumps to target i with probability 1/(N−i) (iptables' `statistic` cascade, so
+/// each target gets 1/N), the last one takes the rest; for many, one `numgen` vmap.
+pub(crate) fn spread(targets: &[String]) -> Vec<String> {
+    let n = targets.len();
+    if n > CASCADE_MAX_ENDPOINTS {
+        let arms: Vec<String> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{i} : goto {t}"))
+            .collect();
+        return vec![format!(
+            "numgen random mod {n} vmap {{ {} }}",
+            arms.join(", ")
+        )];
     }
-    let arms: Vec<String> = targets
+    targets
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("{i} : goto {t}"))
-        .collect();
-    format!(
-        "numgen random mod {} vmap {{ {} }}",
-        targets.len(),
-        arms.join(", ")
-    )
+        .map(|(i, t)| {
+            if i + 1 == n {
+                format!("goto {t}")
+            } else {
+                format!("numgen random mod {} == 0 goto {t}", n - i)
+            }
+        })
+        .collect()
 }
 
 /// Generates the ruleset for `ports` (as sorted by `service_ports`).
 pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
+    generate_reusing(ports, cfg, None)
+}
+
+/// [`generate`], taking each unit whose service port is unchanged from `previous` as it
+/// is instead of writing it again: with 10,000 Services a sync after one endpoint change
+/// formats one service port, not all of them.
+pub fn generate_reusing(
+    ports: &[ServicePort],
+    cfg: &RulesConfig,
+    previous: Option<&Ruleset>,
+) -> Ruleset {
+    let previous = previous.filter(|p| p.cluster_cidr == cfg.cluster_cidr);
     let mut g = Gen {
         out: String::new(),
         rules: String::new(),
-        elems: String::new(),
         chains: BTreeSet::new(),
         sets: BTreeSet::new(),
         unit: None,
@@ -358,11 +452,19 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
     for sp in ports {
         let id = sp.id();
         // The previous service port's unit is complete (its loop body may `continue`).
-        if let (Some(prev), Some(u)) =
-            (unit_id.replace(id.clone()), g.unit.replace(Unit::default()))
-        {
-            units.insert(prev, u);
+        if let (Some(prev), Some(u)) = (unit_id.take(), g.unit.take()) {
+            units.insert(prev, Arc::new(u));
         }
+        if let Some(old) = previous
+            .and_then(|p| p.units.get(&id))
+            .filter(|u| u.port == *sp)
+        {
+            g.reuse(old);
+            units.insert(id, Arc::clone(old));
+            continue;
+        }
+        unit_id = Some(id.clone());
+        g.unit = Some(Unit::new(sp));
         let proto = sp.protocol.nft();
         // Endpoint chains, one per endpoint (all of them: the local-only lists pick a subset).
         let mut ep_chain = Vec::with_capacity(sp.endpoints.len());
@@ -421,7 +523,9 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
             );
             affinity_rules(&mut g, &svc_chain, &cluster_eps);
             let targets: Vec<String> = cluster_eps.iter().map(|(_, c)| c.clone()).collect();
-            g.rule(&svc_chain, &spread(&targets));
+            for r in spread(&targets) {
+                g.rule(&svc_chain, &r);
+            }
             g.element("service-ips", &key, &format!("goto {svc_chain}"));
         }
 
@@ -456,21 +560,22 @@ pub fn generate(ports: &[ServicePort], cfg: &RulesConfig) -> Ruleset {
         } else {
             affinity_rules(&mut g, &ext, &local);
             let targets: Vec<String> = local.iter().map(|(_, c)| c.clone()).collect();
-            g.rule(&ext, &spread(&targets));
+            for r in spread(&targets) {
+                g.rule(&ext, &r);
+            }
         }
         g.element("service-nodeports", &nkey, &format!("goto {ext}"));
     }
     if let (Some(id), Some(u)) = (unit_id, g.unit.take()) {
-        units.insert(id, u);
+        units.insert(id, Arc::new(u));
     }
-    let mut body = g.out;
-    body.push_str(&g.rules);
-    body.push_str(&g.elems);
     Ruleset {
-        body,
         chains: g.chains,
         sets: g.sets,
         base,
+        base_decls: g.out,
+        base_rules: g.rules,
         units,
+        cluster_cidr: cfg.cluster_cidr,
     }
 }

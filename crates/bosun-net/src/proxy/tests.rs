@@ -119,9 +119,9 @@ fn ruleset_golden() {
     let (s, e) = fixture();
     let rs = generate(&service_ports(&s, &e, "n1"), &cfg());
     let golden = include_str!("golden.nft");
-    if rs.body != golden {
+    if rs.body() != golden {
         let path = std::env::temp_dir().join("bosun-net-golden.nft");
-        std::fs::write(&path, &rs.body).unwrap();
+        std::fs::write(&path, rs.body()).unwrap();
         panic!(
             "ruleset differs from src/proxy/golden.nft; actual written to {}",
             path.display()
@@ -152,12 +152,53 @@ fn single_endpoint_is_a_plain_goto_and_many_use_numgen() {
     let (s, e) = fixture();
     let rs = generate(&service_ports(&s, &e, "n1"), &cfg());
     assert!(rs
-        .body
-        .contains("numgen random mod 2 vmap { 0 : goto endpoint-"));
-    assert!(rs.body.contains(
+        .body()
+        .contains("numgen random mod 2 == 0 goto endpoint-"));
+    // Two endpoints bind no anonymous map (its bind is a walk of the whole transaction).
+    assert!(!rs.body().contains("vmap {"));
+    assert!(rs.body().contains(
         "add element ip bosun no-endpoint-services { 10.96.0.40 . tcp . 80 : goto reject-chain }"
     ));
-    assert!(!rs.body.contains("headless"));
+    assert!(!rs.body().contains("headless"));
+}
+
+#[test]
+fn spreading_is_a_uniform_cascade_up_to_the_limit_then_one_numgen_map() {
+    let targets = |n: usize| -> Vec<String> { (0..n).map(|i| format!("e{i}")).collect() };
+    assert_eq!(rules::spread(&targets(1)), vec!["goto e0"]);
+    assert_eq!(
+        rules::spread(&targets(3)),
+        vec![
+            "numgen random mod 3 == 0 goto e0",
+            "numgen random mod 2 == 0 goto e1",
+            "goto e2"
+        ]
+    );
+    // Each target of the cascade is taken with probability 1/N: rule i takes 1/(N-i) of
+    // what the rules before it left.
+    let n = rules::CASCADE_MAX_ENDPOINTS;
+    let c = rules::spread(&targets(n));
+    assert_eq!(c.len(), n);
+    let mut left = 1.0f64;
+    for (i, r) in c.iter().enumerate() {
+        let p = if i + 1 == n {
+            assert_eq!(r, &format!("goto e{i}"));
+            1.0
+        } else {
+            let m = n - i;
+            assert_eq!(r, &format!("numgen random mod {m} == 0 goto e{i}"));
+            1.0 / m as f64
+        };
+        assert!((left * p - 1.0 / n as f64).abs() < 1e-12, "target {i}");
+        left *= 1.0 - p;
+    }
+    let many = rules::spread(&targets(n + 1));
+    assert_eq!(many.len(), 1);
+    assert!(many[0].starts_with(&format!(
+        "numgen random mod {} vmap {{ 0 : goto e0, 1 : goto e1,",
+        n + 1
+    )));
+    assert!(many[0].ends_with(&format!("{n} : goto e{n} }}")));
 }
 
 #[test]
@@ -191,6 +232,24 @@ fn partial_sync_writes_only_what_changed() {
     .unwrap();
     let after = generate(&service_ports(&s, &e, "n1"), &cfg());
     assert_eq!(after.base, before.base);
+    // Reusing the unchanged units of `before` gives exactly what writing all of them does,
+    // sharing the unchanged ones; not across a change of the cluster CIDR.
+    let reused = rules::generate_reusing(&service_ports(&s, &e, "n1"), &cfg(), Some(&before));
+    assert_eq!(reused, after);
+    let same = |id: &str| std::sync::Arc::ptr_eq(&reused.units[id], &before.units[id]);
+    assert!(same("default/sticky/tcp/p8080"));
+    assert!(same("kube-system/local/tcp/p80"));
+    assert!(!same("default/web/tcp/http"));
+    assert!(!same("default/web/udp/dns"));
+    let other = RulesConfig {
+        cluster_cidr: "10.245.0.0/16".parse().unwrap(),
+    };
+    let rewritten = rules::generate_reusing(&service_ports(&s, &e, "n1"), &other, Some(&before));
+    assert_eq!(rewritten, generate(&service_ports(&s, &e, "n1"), &other));
+    assert!(!std::sync::Arc::ptr_eq(
+        &rewritten.units["default/sticky/tcp/p8080"],
+        &before.units["default/sticky/tcp/p8080"]
+    ));
     let text = after.partial(&before);
     let web = rules::hash8("default/web/tcp/http");
     assert!(text.contains(&format!(
