@@ -47,20 +47,13 @@ pub(crate) fn record(
         field_path,
     };
     tracing::debug!(pod = ?involved.name, reason, %message, "event");
-    ctx.events.record(bosun_events::new_event(
-        involved,
-        ty,
-        reason,
-        message,
-        "kubelet",
-        Some(&ctx.cfg.node_name),
-    ));
+    emit(ctx, involved, ty, reason, message);
 }
 
 /// An event of type `ty` about this Node (the kubelet's `nodeRef` events: the Node's uid is
 /// its name, as upstream's kubelet sets it).
 pub(crate) fn node_event(ctx: &Arc<Ctx>, ty: &'static str, reason: &'static str, message: String) {
-    let node = ctx.cfg.node_name.clone();
+    let node = &ctx.cfg.node_name;
     let involved = ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Node".into()),
@@ -68,12 +61,17 @@ pub(crate) fn node_event(ctx: &Arc<Ctx>, ty: &'static str, reason: &'static str,
         uid: Some(node.clone()),
         ..Default::default()
     };
+    emit(ctx, involved, ty, reason, message);
+}
+
+/// Queues an event from the kubelet of this node about `involved`.
+fn emit(ctx: &Ctx, involved: ObjectReference, ty: &str, reason: &str, message: String) {
     ctx.events.record(bosun_events::new_event(
         involved,
         ty,
         reason,
         message,
         "kubelet",
-        Some(&node),
+        Some(&ctx.cfg.node_name),
     ));
 }

@@ -13,6 +13,20 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
+/// The pod network of `node` on `cidr`, its state under `data`.
+async fn pod_network(node: &Netns, data: &std::path::Path, cidr: &str) -> PodNetwork {
+    PodNetwork::new(
+        NetConfig {
+            data_dir: data.to_path_buf(),
+            node_netns: Some(node.path.clone()),
+            ..NetConfig::default()
+        },
+        cidr.parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
 fn service() -> Service {
     serde_json::from_value(json!({
         "metadata": {"namespace": "default", "name": "web"},
@@ -57,16 +71,7 @@ async fn cluster_ip_node_port_and_endpoint_leaving_rotation() {
     node.ip(&["link", "set", "eth0", "up"]);
     let (p1, p2, client) = (Netns::new("ep1"), Netns::new("ep2"), Netns::new("client"));
     let data = tempfile::tempdir().unwrap();
-    let net = PodNetwork::new(
-        NetConfig {
-            data_dir: data.path().to_path_buf(),
-            node_netns: Some(node.path.clone()),
-            ..NetConfig::default()
-        },
-        "10.244.1.0/24".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let net = pod_network(&node, data.path(), "10.244.1.0/24").await;
     let a = net.setup("ep1", &p1.path).await.unwrap();
     let b = net.setup("ep2", &p2.path).await.unwrap();
     net.setup("client", &client.path).await.unwrap();
@@ -151,16 +156,7 @@ async fn partial_syncs_never_refuse_while_an_endpoint_flips() {
     outside.ip(&["link", "set", "ext0", "up"]);
     let (p1, p2, client) = (Netns::new("fl1"), Netns::new("fl2"), Netns::new("flcli"));
     let data = tempfile::tempdir().unwrap();
-    let net = PodNetwork::new(
-        NetConfig {
-            data_dir: data.path().to_path_buf(),
-            node_netns: Some(node.path.clone()),
-            ..NetConfig::default()
-        },
-        "10.244.3.0/24".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let net = pod_network(&node, data.path(), "10.244.3.0/24").await;
     let a = net.setup("fl1", &p1.path).await.unwrap();
     let b = net.setup("fl2", &p2.path).await.unwrap();
     net.setup("flcli", &client.path).await.unwrap();
@@ -237,16 +233,7 @@ async fn every_endpoint_is_reached_through_the_cascade_and_the_numgen_map() {
     let node = Netns::new("pxspread");
     let (pod, client) = (Netns::new("spreadep"), Netns::new("spreadcl"));
     let data = tempfile::tempdir().unwrap();
-    let net = PodNetwork::new(
-        NetConfig {
-            data_dir: data.path().to_path_buf(),
-            node_netns: Some(node.path.clone()),
-            ..NetConfig::default()
-        },
-        "10.244.3.0/24".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let net = pod_network(&node, data.path(), "10.244.3.0/24").await;
     let ep = net.setup("spreadep", &pod.path).await.unwrap();
     net.setup("spreadcl", &client.path).await.unwrap();
     let many = bosun_net::proxy::rules::CASCADE_MAX_ENDPOINTS + 1;

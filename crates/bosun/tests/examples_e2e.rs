@@ -321,8 +321,8 @@ fn hpa_under_load(c: &Cluster, cli: Cli, back_down: bool) {
         "{top}"
     );
     c.ok(cli, &["delete", "-f", load, "--wait=true"]);
-    if !back_down {
-        let events = c.ok(
+    let rescale_events = || {
+        c.ok(
             cli,
             &[
                 "get",
@@ -330,7 +330,10 @@ fn hpa_under_load(c: &Cluster, cli: Cli, back_down: bool) {
                 "--field-selector",
                 "involvedObject.name=php-apache",
             ],
-        );
+        )
+    };
+    if !back_down {
+        let events = rescale_events();
         assert!(
             events.contains("SuccessfulRescale") && events.contains("above target"),
             "{events}"
@@ -372,15 +375,7 @@ fn hpa_under_load(c: &Cluster, cli: Cli, back_down: bool) {
         .count()
             == 1
     });
-    let events = c.ok(
-        cli,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=php-apache",
-        ],
-    );
+    let events = rescale_events();
     assert!(
         events.contains("SuccessfulRescale")
             && events.contains("above target")

@@ -104,6 +104,11 @@ fn replicas_and_pods(o: &mut Out, obj: &Value, p: [usize; 4]) {
         i(obj, "/status/replicas"),
         i(obj, "/spec/replicas")
     );
+    pods_status(o, p);
+}
+
+/// The `Pods Status:` line of RCs, RSs, DaemonSets and StatefulSets (phase counts).
+pub(super) fn pods_status(o: &mut Out, p: [usize; 4]) {
     w!(
         o,
         0,

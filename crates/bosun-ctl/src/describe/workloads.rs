@@ -8,7 +8,7 @@ use super::fmt::{
     arr, controlled_by, format_label_selector, format_labels, go_list, human_duration, i,
     int_or_string, qty, rfc1123z, s, selector_string, storage_class, string_map, w, Out,
 };
-use super::kinds::{header, labels_annotations, pod_phases};
+use super::kinds::{header, labels_annotations, pod_phases, pods_status};
 use super::pod::describe_pod_template;
 use super::{describe_events, Events};
 use crate::error::Result;
@@ -31,18 +31,6 @@ fn bool_ptr(v: &Value, p: &str) -> &'static str {
 /// A set field: `Some(text)` when the JSON has a non-null value there.
 fn set<'a>(v: &'a Value, p: &str) -> Option<&'a Value> {
     v.pointer(p).filter(|x| !x.is_null())
-}
-
-fn pods_status(o: &mut Out, p: [usize; 4]) {
-    w!(
-        o,
-        0,
-        "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n",
-        p[0],
-        p[1],
-        p[2],
-        p[3]
-    );
 }
 
 /// `capIndexesListOrNone`: the completed indexes cut after the first comma past 50 bytes.
