@@ -5,15 +5,19 @@
 //! - Usage comes from a [`MetricsSource`]: by default the `metrics.k8s.io/v1beta1`
 //!   PodMetrics API; tests inject a synthetic one. When it fails the HPA says so
 //!   (ScalingActive=False, FailedGetResourceMetric) and keeps the scale.
-//! - Replicas as upstream's `GetResourceReplicas`: usage ratio against the target with
-//!   the 0.1 tolerance, pods without metrics assumed at 100 % when scaling down and 0 %
-//!   when scaling up, unready pods ignored when scaling up on cpu.
+//! - Replicas as upstream's `ReplicaCalculator` ([`Calculator`], a pure function of the
+//!   pods and their metrics): usage ratio against the target with the 0.1 tolerance;
+//!   pods grouped as `groupPods` does — pending pods, and on cpu pods not ready or
+//!   sampled less than one window after becoming ready within the 5 min initialization
+//!   period, are left out (and count as 0 % when scaling up); running pods without a
+//!   metric count as 100 % of their request when scaling down and 0 % when scaling up;
+//!   pods being deleted and failed pods are ignored.
 //! - Behaviour: stabilization windows (scale-down 300 s by default) over recent
 //!   recommendations, then the Pods/Percent policies per period with selectPolicy,
 //!   then min/max replicas, with AbleToScale, ScalingActive and ScalingLimited conditions.
 //! - Scaling through the target's `scale` subresource; `SuccessfulRescale` events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +52,10 @@ pub struct PodUsage {
     pub name: String,
     /// Summed over the pod's containers, by resource name (`cpu`, `memory`).
     pub usage: BTreeMap<String, Quantity>,
+    /// When the usage was sampled (`None`: now).
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The interval the usage is averaged over (metrics-server's `window`).
+    pub window: Duration,
 }
 
 /// Where pod usage comes from (upstream's `MetricsClient`).
@@ -110,11 +118,50 @@ impl MetricsSource for ApiMetrics {
                     PodUsage {
                         name: it["metadata"]["name"].as_str().unwrap_or("").to_string(),
                         usage,
+                        timestamp: it["timestamp"]
+                            .as_str()
+                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                            .map(|t| t.with_timezone(&Utc)),
+                        window: it["window"]
+                            .as_str()
+                            .and_then(go_duration)
+                            .unwrap_or_default(),
                     }
                 })
                 .collect())
         })
     }
+}
+
+/// A Go duration string (`10s`, `1m30s`, `500ms`, `1.5s`).
+fn go_duration(s: &str) -> Option<Duration> {
+    let mut total = 0.0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
 }
 
 fn url_encode(s: &str) -> String {
@@ -138,6 +185,14 @@ pub struct HpaConfig {
     /// `--horizontal-pod-autoscaler-downscale-stabilization` (5 min), for HPAs without
     /// a scale-down behaviour of their own.
     pub downscale_stabilization: Duration,
+    /// `--horizontal-pod-autoscaler-cpu-initialization-period` (5 min): how long after
+    /// its start a pod's cpu sample counts only once it was taken a window after the pod
+    /// became ready.
+    pub cpu_initialization_period: Duration,
+    /// `--horizontal-pod-autoscaler-initial-readiness-delay` (30 s): after the
+    /// initialization period, an unready pod's sample is left out only if it has not been
+    /// ready since this long after its start.
+    pub initial_readiness_delay: Duration,
     /// Where usage comes from; `None` reads the `metrics.k8s.io` API.
     pub metrics: Option<Arc<dyn MetricsSource>>,
 }
@@ -148,6 +203,8 @@ impl fmt::Debug for HpaConfig {
             .field("sync_period", &self.sync_period)
             .field("tolerance", &self.tolerance)
             .field("downscale_stabilization", &self.downscale_stabilization)
+            .field("cpu_initialization_period", &self.cpu_initialization_period)
+            .field("initial_readiness_delay", &self.initial_readiness_delay)
             .field("metrics", &self.metrics.as_ref().map(|_| "custom"))
             .finish()
     }
@@ -159,6 +216,8 @@ impl Default for HpaConfig {
             sync_period: Duration::from_secs(15),
             tolerance: 0.1,
             downscale_stabilization: Duration::from_secs(300),
+            cpu_initialization_period: Duration::from_secs(300),
+            initial_readiness_delay: Duration::from_secs(30),
             metrics: None,
         }
     }
@@ -184,9 +243,6 @@ pub(crate) struct HpaController {
     metrics: Arc<dyn MetricsSource>,
     history: Mutex<HashMap<String, History>>,
 }
-
-/// Usage ratio against the target from (usage, requests, pods), all in milli-units.
-type RatioFn = Box<dyn Fn(f64, f64, usize) -> f64>;
 
 /// One metric's outcome.
 struct MetricResult {
@@ -382,7 +438,7 @@ impl HpaController {
         let mut failure: Option<(String, String)> = None;
         for m in spec.metrics.clone().unwrap_or_default() {
             let r = match (m.type_.as_str(), &m.resource) {
-                ("Resource", Some(rs)) => self.resource_replicas(ns, &selector, current, rs).await,
+                ("Resource", Some(rs)) => self.resource_replicas(ns, &selector, current, rs, now).await,
                 (t, _) => Err((
                     "InvalidMetricSourceType".into(),
                     format!("the HPA was unable to compute the replica count: metric type {t} is not supported by this controller"),
@@ -539,6 +595,7 @@ impl HpaController {
         selector: &str,
         current: i32,
         rs: &k8s_openapi::api::autoscaling::v2::ResourceMetricSource,
+        now: DateTime<Utc>,
     ) -> std::result::Result<MetricResult, (String, String)> {
         let res = rs.name.as_str();
         let fail = |m: String| {
@@ -557,162 +614,76 @@ impl HpaController {
         if usage.is_empty() {
             return Err(fail(format!("unable to get metrics for resource {res}: no metrics returned from resource metrics API")));
         }
-        let metrics: HashMap<&str, f64> = usage
+        let metrics: HashMap<String, PodMetric> = usage
             .iter()
-            .filter_map(|u| Some((u.name.as_str(), milli(u.usage.get(res)?))))
+            .filter_map(|u| {
+                let value = milli_ceil(u.usage.get(res)?);
+                Some((
+                    u.name.clone(),
+                    PodMetric {
+                        value,
+                        timestamp: u.timestamp.unwrap_or(now),
+                        window: u.window,
+                    },
+                ))
+            })
             .collect();
         let pods: Vec<Arc<Pod>> = self
             .pods
             .list_namespace(ns)
             .into_iter()
             .filter(|p| sel.matches_labels(p.metadata.labels.as_ref()))
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && util::pod_phase(p) != "Failed")
             .collect();
         if pods.is_empty() {
-            return Err(fail("no pods match the target's selector".into()));
-        }
-        let mut ready_usage = 0.0;
-        let mut ready_requests = 0.0;
-        let mut ready_count = 0usize;
-        let mut missing: Vec<Arc<Pod>> = Vec::new();
-        let mut unready = 0usize;
-        let mut requests: HashMap<String, f64> = HashMap::new();
-        for p in &pods {
-            let mut req = 0.0;
-            for c in p
-                .spec
-                .as_ref()
-                .map(|s| s.containers.as_slice())
-                .unwrap_or(&[])
-            {
-                match c
-                    .resources
-                    .as_ref()
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get(res))
-                {
-                    Some(q) => req += Quantity::from_api(q).map(|q| milli(&q)).unwrap_or(0.0),
-                    None if rs.target.type_ == "Utilization" => {
-                        return Err(fail(format!(
-                            "missing request for {res} in container {} of Pod {}",
-                            c.name,
-                            p.name_any()
-                        )))
-                    }
-                    None => {}
-                }
-            }
-            requests.insert(p.name_any(), req);
-            match metrics.get(p.name_any().as_str()) {
-                None => missing.push(p.clone()),
-                Some(_) if res == "cpu" && !util::is_pod_ready(p) => unready += 1,
-                Some(u) => {
-                    ready_usage += u;
-                    ready_requests += req;
-                    ready_count += 1;
-                }
-            }
-        }
-        if ready_count == 0 {
             return Err(fail(
-                "did not receive metrics for targeted pods (pods might be unready)".into(),
+                "no pods returned by selector while calculating replica count".into(),
             ));
         }
-        let tol = self.cfg.tolerance;
-        let (ratio_of, describe): (RatioFn, String) = match rs.target.type_.as_str() {
+        let target = match rs.target.type_.as_str() {
             "AverageValue" => {
-                let target = rs
+                let v = rs
                     .target
                     .average_value
                     .as_ref()
                     .and_then(|q| Quantity::from_api(q).ok())
                     .map(|q| milli(&q))
                     .unwrap_or(0.0);
-                if target <= 0.0 {
+                if v <= 0.0 {
                     return Err(fail("the target average value is not set".into()));
                 }
-                (
-                    Box::new(move |u, _r, n| u / (target * n as f64)),
-                    format!("{res} resource"),
-                )
+                Target::AverageValue(v.ceil() as i64)
             }
-            _ => {
-                let target = rs.target.average_utilization.unwrap_or(80) as f64;
-                (
-                    Box::new(move |u, r, _n| if r > 0.0 { u * 100.0 / r / target } else { 0.0 }),
-                    format!("{res} resource utilization (percentage of request)"),
-                )
+            _ => Target::Utilization(rs.target.average_utilization.unwrap_or(80)),
+        };
+        let calc = Calculator {
+            tolerance: self.cfg.tolerance,
+            cpu_initialization_period: self.cfg.cpu_initialization_period,
+            initial_readiness_delay: self.cfg.initial_readiness_delay,
+            now,
+        };
+        let out = calc
+            .replicas(current, &pods, metrics, res, target)
+            .map_err(fail)?;
+        let describe = match target {
+            Target::AverageValue(_) => format!("{res} resource"),
+            Target::Utilization(_) => {
+                format!("{res} resource utilization (percentage of request)")
             }
         };
-        let ratio = ratio_of(ready_usage, ready_requests, ready_count);
-        let utilization = if ready_requests > 0.0 {
-            (ready_usage * 100.0 / ready_requests) as i32
-        } else {
-            0
-        };
-        let average = ready_usage / ready_count as f64;
         let status = MetricStatus {
             type_: "Resource".into(),
             resource: Some(ResourceMetricStatus {
                 name: res.to_string(),
                 current: MetricValueStatus {
-                    average_utilization: (rs.target.type_ == "Utilization").then_some(utilization),
-                    average_value: Some(ApiQuantity(milli_string(average, res))),
+                    average_utilization: out.utilization,
+                    average_value: Some(ApiQuantity(milli_string(out.average as f64, res))),
                     value: None,
                 },
             }),
             ..Default::default()
         };
-        let replicas = if missing.is_empty() && unready == 0 {
-            if (ratio - 1.0).abs() <= tol {
-                current
-            } else {
-                (ratio * ready_count as f64).ceil() as i32
-            }
-        } else {
-            if (ratio - 1.0).abs() <= tol && missing.is_empty() {
-                // Unready pods only matter when scaling up.
-                return Ok(MetricResult {
-                    replicas: current,
-                    status,
-                    describe,
-                });
-            }
-            let mut u = ready_usage;
-            let mut r = ready_requests;
-            let mut n = ready_count;
-            for p in &missing {
-                let req = requests.get(&p.name_any()).copied().unwrap_or(0.0);
-                // Missing pods use 100 % of their request when scaling down, 0 when up.
-                if ratio < 1.0 {
-                    u += if rs.target.type_ == "AverageValue" {
-                        ready_usage / ready_count as f64
-                    } else {
-                        req
-                    };
-                }
-                r += req;
-                n += 1;
-            }
-            if ratio > 1.0 {
-                for p in pods.iter().filter(|p| {
-                    res == "cpu"
-                        && !util::is_pod_ready(p)
-                        && metrics.contains_key(p.name_any().as_str())
-                }) {
-                    r += requests.get(&p.name_any()).copied().unwrap_or(0.0);
-                    n += 1;
-                }
-            }
-            let new_ratio = ratio_of(u, r, n);
-            if (new_ratio - 1.0).abs() <= tol || (ratio > 1.0) != (new_ratio > 1.0) {
-                current
-            } else {
-                (new_ratio * n as f64).ceil() as i32
-            }
-        };
         Ok(MetricResult {
-            replicas,
+            replicas: out.replicas,
             status,
             describe,
         })
@@ -915,6 +886,267 @@ impl HpaController {
     }
 }
 
+/// One pod's metric as the replica calculator uses it (upstream's `PodMetric`): the value
+/// in milli-units (rounded up, as `MilliValue`), when it was sampled and over what window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PodMetric {
+    value: i64,
+    timestamp: DateTime<Utc>,
+    window: Duration,
+}
+
+/// A Resource metric's target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// Percent of the pods' requests.
+    Utilization(i32),
+    /// Milli-units per pod.
+    AverageValue(i64),
+}
+
+/// How upstream's `groupPods` sorts the pods the target's selector matches.
+#[derive(Debug, Default, PartialEq)]
+struct Groups {
+    /// Pods whose metric counts as is.
+    ready: usize,
+    /// Pending pods, and (cpu) pods not ready yet or whose sample predates readiness: left
+    /// out, and counted at 0 % when scaling up.
+    unready: BTreeSet<String>,
+    /// Running pods without a metric: 100 % of their request when scaling down, 0 % up.
+    missing: BTreeSet<String>,
+    /// Pods being deleted and failed pods.
+    ignored: BTreeSet<String>,
+}
+
+/// What the calculator proposes for one metric.
+#[derive(Debug, PartialEq)]
+struct Proposal {
+    replicas: i32,
+    /// Percent of the request (Utilization targets).
+    utilization: Option<i32>,
+    /// Milli-units per pod with a metric.
+    average: i64,
+}
+
+/// Upstream's `ReplicaCalculator` for Resource metrics (`GetResourceReplicas`,
+/// `GetRawResourceReplicas`), a pure function of the pods and their metrics.
+struct Calculator {
+    tolerance: f64,
+    cpu_initialization_period: Duration,
+    initial_readiness_delay: Duration,
+    now: DateTime<Utc>,
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Calculator {
+    fn within_tolerance(&self, ratio: f64) -> bool {
+        (1.0 - ratio).abs() <= self.tolerance
+    }
+
+    /// `groupPods`.
+    fn group(&self, pods: &[Arc<Pod>], metrics: &HashMap<String, PodMetric>, res: &str) -> Groups {
+        let mut g = Groups::default();
+        for pod in pods {
+            let name = pod.name_any();
+            let phase = util::pod_phase(pod);
+            if pod.metadata.deletion_timestamp.is_some() || phase == "Failed" {
+                g.ignored.insert(name);
+                continue;
+            }
+            if phase == "Pending" {
+                g.unready.insert(name);
+                continue;
+            }
+            let Some(metric) = metrics.get(&name) else {
+                g.missing.insert(name);
+                continue;
+            };
+            if res == "cpu" && self.cpu_unready(pod, metric) {
+                g.unready.insert(name);
+                continue;
+            }
+            g.ready += 1;
+        }
+        g
+    }
+
+    /// Whether a running pod's cpu sample is left out: no Ready condition or start time;
+    /// within the cpu initialization period, unready or sampled less than one window after
+    /// it became ready; after it, unready and never ready since starting (a Ready=False
+    /// transition within the initial readiness delay of the start).
+    fn cpu_unready(&self, pod: &Pod, metric: &PodMetric) -> bool {
+        let status = pod.status.as_ref();
+        let cond = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let start = status
+            .and_then(|s| s.start_time.as_ref())
+            .map(util::chrono_of);
+        let (Some(cond), Some(start)) = (cond, start) else {
+            return true;
+        };
+        let transition = cond
+            .last_transition_time
+            .as_ref()
+            .map(util::chrono_of)
+            .unwrap_or_default();
+        if start + chrono_duration(self.cpu_initialization_period) > self.now {
+            cond.status == "False" || metric.timestamp < transition + chrono_duration(metric.window)
+        } else {
+            cond.status == "False"
+                && start + chrono_duration(self.initial_readiness_delay) > transition
+        }
+    }
+
+    /// The usage ratio against the target, the utilization (percent, Utilization targets)
+    /// and the average per pod, over the pods in `metrics` (`GetResourceUtilizationRatio`,
+    /// `GetMetricUsageRatio`).
+    fn ratio(
+        metrics: &HashMap<String, PodMetric>,
+        requests: &HashMap<String, i64>,
+        target: Target,
+    ) -> std::result::Result<(f64, Option<i32>, i64), String> {
+        match target {
+            Target::Utilization(t) => {
+                let (mut total, mut requested, mut n) = (0i64, 0i64, 0i64);
+                for (name, m) in metrics {
+                    let Some(r) = requests.get(name) else {
+                        continue;
+                    };
+                    total += m.value;
+                    requested += r;
+                    n += 1;
+                }
+                if requested == 0 {
+                    return Err("no metrics returned matched known pods".into());
+                }
+                let util = (total * 100 / requested) as i32;
+                Ok((util as f64 / t as f64, Some(util), total / n))
+            }
+            Target::AverageValue(t) => {
+                let total: i64 = metrics.values().map(|m| m.value).sum();
+                let avg = total as f64 / metrics.len().max(1) as f64;
+                Ok((avg / t as f64, None, avg as i64))
+            }
+        }
+    }
+
+    /// The replicas one Resource metric asks for.
+    fn replicas(
+        &self,
+        current: i32,
+        pods: &[Arc<Pod>],
+        mut metrics: HashMap<String, PodMetric>,
+        res: &str,
+        target: Target,
+    ) -> std::result::Result<Proposal, String> {
+        let g = self.group(pods, &metrics, res);
+        for name in g.ignored.iter().chain(&g.unready) {
+            metrics.remove(name);
+        }
+        let requests = match target {
+            Target::Utilization(_) => pod_requests(pods, res)?,
+            Target::AverageValue(_) => HashMap::new(),
+        };
+        if metrics.is_empty() {
+            return Err("did not receive metrics for targeted pods (pods might be unready)".into());
+        }
+        let (ratio, utilization, average) = Self::ratio(&metrics, &requests, target)?;
+        let proposal = |replicas| Proposal {
+            replicas,
+            utilization,
+            average,
+        };
+        let scale_up_with_unready = !g.unready.is_empty() && ratio > 1.0;
+        if !scale_up_with_unready && g.missing.is_empty() {
+            if self.within_tolerance(ratio) {
+                return Ok(proposal(current));
+            }
+            return Ok(proposal((ratio * g.ready as f64).ceil() as i32));
+        }
+        let filler = |value| PodMetric {
+            value,
+            timestamp: self.now,
+            window: Duration::ZERO,
+        };
+        if ratio < 1.0 {
+            // Scaling down: a pod without a metric may be busy; count it at 100 % of its
+            // request (or the target, when that is higher).
+            for name in &g.missing {
+                let value = match target {
+                    Target::Utilization(t) => {
+                        requests.get(name).copied().unwrap_or(0) * i64::from(t.max(100)) / 100
+                    }
+                    Target::AverageValue(t) => t,
+                };
+                metrics.insert(name.clone(), filler(value));
+            }
+        } else if ratio > 1.0 {
+            for name in &g.missing {
+                metrics.insert(name.clone(), filler(0));
+            }
+        }
+        if scale_up_with_unready {
+            for name in &g.unready {
+                metrics.insert(name.clone(), filler(0));
+            }
+        }
+        let (new_ratio, _, _) = Self::ratio(&metrics, &requests, target)?;
+        if self.within_tolerance(new_ratio)
+            || (ratio < 1.0 && new_ratio > 1.0)
+            || (ratio > 1.0 && new_ratio < 1.0)
+        {
+            // Too small a change, or the pods without metrics would turn the direction.
+            return Ok(proposal(current));
+        }
+        let replicas = (new_ratio * metrics.len() as f64).ceil() as i32;
+        if (new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current) {
+            return Ok(proposal(current));
+        }
+        Ok(proposal(replicas))
+    }
+}
+
+/// Each pod's summed request of `res` in milli-units (`calculatePodRequests`): every
+/// container must have one.
+fn pod_requests(pods: &[Arc<Pod>], res: &str) -> std::result::Result<HashMap<String, i64>, String> {
+    let mut out = HashMap::new();
+    for p in pods {
+        let mut sum = 0i64;
+        for c in p
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or(&[])
+        {
+            let q = c
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get(res))
+                .and_then(|q| Quantity::from_api(q).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "missing request for {res} in container {} of Pod {}",
+                        c.name,
+                        p.name_any()
+                    )
+                })?;
+            sum += milli_ceil(&q);
+        }
+        out.insert(p.name_any(), sum);
+    }
+    Ok(out)
+}
+
+/// A quantity in milli-units, rounded up (`Quantity.MilliValue`).
+fn milli_ceil(q: &Quantity) -> i64 {
+    (milli(q) - 1e-9).ceil() as i64
+}
+
 fn milli(q: &Quantity) -> f64 {
     q.as_approximate_f64() * 1000.0
 }
@@ -1017,6 +1249,248 @@ fn set_cond(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use k8s_openapi::api::core::v1::{
+        Container, PodCondition, PodSpec, PodStatus, ResourceRequirements,
+    };
+
+    /// A pod requesting `req_m` milli-cpu: its phase, its Ready condition (status, seconds
+    /// ago it changed) and how many seconds ago it started.
+    fn pod(
+        name: &str,
+        phase: &str,
+        ready: Option<(&str, i64)>,
+        started: i64,
+        req_m: i64,
+    ) -> Arc<Pod> {
+        let now = Utc::now();
+        Arc::new(Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "c".into(),
+                    resources: Some(ResourceRequirements {
+                        requests: Some(
+                            [("cpu".to_string(), ApiQuantity(format!("{req_m}m")))].into(),
+                        ),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                start_time: Some(time_of(now - chrono::Duration::seconds(started))),
+                conditions: ready.map(|(st, ago)| {
+                    vec![PodCondition {
+                        type_: "Ready".into(),
+                        status: st.into(),
+                        last_transition_time: Some(time_of(now - chrono::Duration::seconds(ago))),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            }),
+        })
+    }
+
+    /// A pod started 10 min ago, ready for 9.
+    fn running(name: &str) -> Arc<Pod> {
+        pod(name, "Running", Some(("True", 540)), 600, 100)
+    }
+
+    /// Samples of `value` milli-cpu taken now over 10 s.
+    fn samples(values: &[(&str, i64)]) -> HashMap<String, PodMetric> {
+        values
+            .iter()
+            .map(|(n, v)| {
+                let m = PodMetric {
+                    value: *v,
+                    timestamp: Utc::now(),
+                    window: Duration::from_secs(10),
+                };
+                (n.to_string(), m)
+            })
+            .collect()
+    }
+
+    fn calc() -> Calculator {
+        let cfg = HpaConfig::default();
+        Calculator {
+            tolerance: cfg.tolerance,
+            cpu_initialization_period: cfg.cpu_initialization_period,
+            initial_readiness_delay: cfg.initial_readiness_delay,
+            now: Utc::now(),
+        }
+    }
+
+    fn replicas(current: i32, pods: &[Arc<Pod>], m: &[(&str, i64)], target: Target) -> i32 {
+        calc()
+            .replicas(current, pods, samples(m), "cpu", target)
+            .map(|p| p.replicas)
+            .unwrap_or(-1)
+    }
+
+    const HALF: Target = Target::Utilization(50);
+
+    #[test]
+    fn scales_on_the_ratio_within_tolerance() {
+        let pods = [running("a"), running("b"), running("c")];
+        // 150 % of a 50 % target: three times as many.
+        let p = calc()
+            .replicas(
+                3,
+                &pods,
+                samples(&[("a", 150), ("b", 150), ("c", 150)]),
+                "cpu",
+                HALF,
+            )
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            p,
+            Ok(Proposal {
+                replicas: 9,
+                utilization: Some(150),
+                average: 150
+            })
+        );
+        // 52 % is within the 0.1 tolerance of 50 %.
+        assert_eq!(
+            replicas(3, &pods, &[("a", 52), ("b", 52), ("c", 52)], HALF),
+            3
+        );
+        assert_eq!(
+            replicas(3, &pods, &[("a", 10), ("b", 10), ("c", 10)], HALF),
+            1
+        );
+    }
+
+    /// A pending pod (not started, no metric) does not hold a scale-down: upstream leaves it
+    /// out. Counted at 100 % of its request it held three idle replicas at three.
+    #[test]
+    fn pending_pods_do_not_hold_a_scale_down() {
+        let pods = [
+            running("a"),
+            running("b"),
+            running("c"),
+            pod("new", "Pending", None, 0, 100),
+        ];
+        let m = [("a", 10), ("b", 10), ("c", 10)];
+        assert_eq!(replicas(4, &pods, &m, HALF), 1);
+        // On a scale-up it counts at 0 %: 3 x 150 m over 4 x 100 m is 112 % → 9.
+        let m = [("a", 150), ("b", 150), ("c", 150)];
+        assert_eq!(replicas(4, &pods, &m, HALF), 9);
+    }
+
+    /// A running pod without a metric counts at its whole request when scaling down (and
+    /// 0 when scaling up): one such pod keeps two idle replicas at a 50 % target.
+    #[test]
+    fn running_pods_without_metrics() {
+        let pods = [running("a"), running("b"), running("silent")];
+        // 0 + 0 + 100 of 300 m: 33 % → ceil(0.66 × 3) = 2.
+        assert_eq!(replicas(3, &pods, &[("a", 0), ("b", 0)], HALF), 2);
+        let pods = [running("a"), running("silent")];
+        // 0 + 100 of 200 m is 50 %: within tolerance, no change.
+        assert_eq!(replicas(2, &pods, &[("a", 0)], HALF), 2);
+        // Scaling up: 200 m on a's 100 m is 400 %; with silent at 0: 100 % → 2 × 2 = 4.
+        assert_eq!(replicas(2, &pods, &[("a", 200)], HALF), 4);
+        // The pods without metrics would turn a small scale-down into a scale-up: no change.
+        let pods = [running("a"), running("b"), running("c"), running("silent")];
+        assert_eq!(
+            replicas(4, &pods, &[("a", 40), ("b", 40), ("c", 40)], HALF),
+            4
+        );
+        // AverageValue: the missing pod counts at the target (50 m, not the others' 30 m):
+        // 110 / 3 of 50 m → ceil(0.73 × 3) = 3.
+        let pods = [running("a"), running("b"), running("silent")];
+        assert_eq!(
+            replicas(3, &pods, &[("a", 30), ("b", 30)], Target::AverageValue(50)),
+            3
+        );
+    }
+
+    #[test]
+    fn unready_cpu_samples() {
+        let c = calc();
+        let m = |secs_ago: i64| PodMetric {
+            value: 100,
+            timestamp: Utc::now() - chrono::Duration::seconds(secs_ago),
+            window: Duration::from_secs(10),
+        };
+        // Within the initialization period: unready, or sampled less than a window after
+        // becoming ready.
+        assert!(c.cpu_unready(&pod("p", "Running", Some(("False", 20)), 60, 100), &m(0)));
+        assert!(c.cpu_unready(&pod("p", "Running", Some(("True", 5)), 60, 100), &m(0)));
+        assert!(!c.cpu_unready(&pod("p", "Running", Some(("True", 30)), 60, 100), &m(0)));
+        assert!(c.cpu_unready(&pod("p", "Running", None, 60, 100), &m(0)));
+        // After it: unready only if never ready since starting.
+        assert!(c.cpu_unready(&pod("p", "Running", Some(("False", 590)), 600, 100), &m(0)));
+        assert!(!c.cpu_unready(&pod("p", "Running", Some(("False", 60)), 600, 100), &m(0)));
+        // Unready pods are left out when scaling down and count at 0 % when scaling up.
+        let pods = [
+            running("a"),
+            running("b"),
+            pod("u", "Running", Some(("False", 10)), 20, 100),
+        ];
+        assert_eq!(
+            c.group(&pods, &samples(&[("a", 0), ("b", 0), ("u", 500)]), "cpu"),
+            Groups {
+                ready: 2,
+                unready: ["u".to_string()].into(),
+                ..Default::default()
+            }
+        );
+        // (0 replicas: min replicas applies later.)
+        assert_eq!(
+            replicas(3, &pods, &[("a", 0), ("b", 0), ("u", 500)], HALF),
+            0
+        );
+        // 2 × 100 m at 200 %: with u at 0, 133 % → ceil(2.67 × 3) = 8.
+        assert_eq!(
+            replicas(3, &pods, &[("a", 200), ("b", 200), ("u", 500)], HALF),
+            8
+        );
+        // Memory has no readiness rule.
+        assert_eq!(
+            c.group(&pods, &samples(&[("a", 0), ("b", 0), ("u", 500)]), "memory")
+                .ready,
+            3
+        );
+    }
+
+    #[test]
+    fn ignored_and_unrequested_pods() {
+        let mut gone = (*running("gone")).clone();
+        gone.metadata.deletion_timestamp = Some(time_of(Utc::now()));
+        let failed = pod("failed", "Failed", None, 60, 100);
+        let pods = [running("a"), Arc::new(gone), failed];
+        assert_eq!(
+            replicas(3, &pods, &[("a", 10), ("gone", 900), ("failed", 900)], HALF),
+            1
+        );
+        let mut bare = (*running("bare")).clone();
+        if let Some(s) = bare.spec.as_mut() {
+            s.containers[0].resources = None;
+        }
+        let err = calc().replicas(1, &[Arc::new(bare)], samples(&[("bare", 1)]), "cpu", HALF);
+        assert_eq!(
+            err,
+            Err("missing request for cpu in container c of Pod bare".to_string())
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(go_duration("10x"), None);
+        assert_eq!(go_duration(""), None);
+    }
 
     #[test]
     fn scale_up_policies_take_the_larger() {

@@ -46,6 +46,7 @@ impl MetricsSource for Synthetic {
                 .map(|p| PodUsage {
                     name: p.name_any(),
                     usage: [("cpu".to_string(), Quantity::parse(&cpu).unwrap_or_default())].into(),
+                    ..Default::default()
                 })
                 .collect())
         })
