@@ -1099,6 +1099,243 @@ async fn describe_workloads_like_kubectl() {
     }
 }
 
+/// NetworkPolicies (every kind of peer, ports, port ranges, a protocol without a port,
+/// isolation either way), PriorityClasses, a LimitRange of three types, ResourceQuotas
+/// with scopes and usage, EndpointSlices set and empty.
+const POLICIES: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: web-allow
+  labels: {team: a}
+spec:
+  podSelector:
+    matchLabels: {app: web}
+  policyTypes: [Ingress, Egress]
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {role: fe}}
+    - namespaceSelector: {matchLabels: {env: prod}}
+      podSelector: {matchExpressions: [{key: tier, operator: In, values: [a, b]}]}
+    - ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.2.0.0/16]}
+    - namespaceSelector: {}
+    ports:
+    - {port: 80}
+    - {port: http, protocol: UDP}
+    - {port: 8000, endPort: 8100, protocol: TCP}
+  - {}
+  egress:
+  - to:
+    - ipBlock: {cidr: 192.168.0.0/16}
+    ports:
+    - {protocol: SCTP}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: deny-all
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: deny-egress
+spec:
+  podSelector: {matchLabels: {a: b}}
+  policyTypes: [Egress]
+  egress: []
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high
+  annotations: {note: x}
+value: 1000
+description: "for important pods"
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: low-default
+value: -5
+globalDefault: true
+preemptionPolicy: Never
+---
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: limits
+spec:
+  limits:
+  - type: Container
+    max: {cpu: "2"}
+    min: {cpu: 100m}
+    defaultRequest: {cpu: 200m}
+    maxLimitRequestRatio: {cpu: "4"}
+  - type: Pod
+    max: {memory: 1Gi}
+  - type: PersistentVolumeClaim
+    min: {storage: 1Gi}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: quota
+spec:
+  hard:
+    pods: "10"
+    requests.cpu: "2"
+    requests.memory: 1Gi
+    count/configmaps: "5"
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: scoped
+spec:
+  hard: {pods: "3"}
+  scopes: [NotTerminating, BestEffort]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports:
+- {name: http, port: 80, protocol: TCP}
+- {port: 443, protocol: TCP}
+endpoints:
+- addresses: [10.244.0.5]
+  conditions: {ready: true, serving: true, terminating: false}
+  hostname: pod-a
+  nodeName: node-1
+  zone: z1
+  targetRef: {kind: Pod, name: web-1, namespace: default}
+- addresses: [10.244.0.6, 10.244.0.7]
+  conditions: {}
+  hints: {forZones: [{name: z1}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: empty
+addressType: IPv6
+ports: []
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: quota-user}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    resources:
+      requests: {cpu: 250m, memory: 100M}
+      limits: {cpu: 500m, memory: 100M}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_policies_and_slices_like_kubectl() {
+    let c = cluster().await;
+    let ts = &c.ts;
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], POLICIES);
+    // The quota controller has counted the pod.
+    until(
+        ts,
+        60,
+        "the quota's usage",
+        &[
+            "get",
+            "quota",
+            "quota",
+            "-o",
+            "jsonpath={.status.used.pods}",
+        ],
+        |o| o == "1",
+    )
+    .await;
+    for args in [
+        vec!["describe", "netpol"],
+        vec!["describe", "networkpolicy", "web-allow"],
+        vec!["describe", "pc"],
+        vec!["describe", "priorityclass", "high"],
+        vec!["describe", "limits", "limits"],
+        vec!["describe", "quota"],
+        vec!["describe", "endpointslices"],
+        vec!["describe", "endpointslice", "web-abc"],
+    ] {
+        same_but_ages(ts, &args);
+    }
+    // What the describers show is there (not only equal to kubectl).
+    for (args, wants) in [
+        (
+            vec!["describe", "netpol", "web-allow"],
+            vec![
+                "PodSelector: app=web",
+                "To Port Range: 8000-8100/TCP",
+                "To Port: <nil>/SCTP",
+                "NamespaceSelector: env=prod",
+                "Except: 10.1.0.0/16, 10.2.0.0/16",
+                "From: <any> (traffic not restricted by source)",
+                "Policy Types: Ingress, Egress",
+            ],
+        ),
+        (
+            vec!["describe", "netpol", "deny-all"],
+            vec![
+                "<none> (Selected pods are isolated for ingress connectivity)",
+                "Not affecting egress traffic",
+            ],
+        ),
+        (
+            vec!["describe", "pc", "low-default"],
+            vec![
+                "Value: -5",
+                "GlobalDefault: true",
+                "PreemptionPolicy: Never",
+            ],
+        ),
+        (
+            vec!["describe", "limits", "limits"],
+            vec![
+                "Container cpu 100m 2 200m 2 4",
+                "PersistentVolumeClaim storage 1Gi - - - -",
+            ],
+        ),
+        (
+            vec!["describe", "quota", "quota"],
+            vec!["requests.cpu 250m 2", "requests.memory 100000000 1Gi"],
+        ),
+        (
+            vec!["describe", "quota", "scoped"],
+            vec![
+                "Scopes: BestEffort, NotTerminating",
+                "* Matches all pods that do not have an active deadline.",
+            ],
+        ),
+        (
+            vec!["describe", "endpointslice", "web-abc"],
+            vec!["<unset> 443 TCP", "TargetRef: Pod/web-1", "Ready: <unset>"],
+        ),
+    ] {
+        let d = same_but_ages(ts, &args);
+        let lines: Vec<String> = d
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        for want in wants {
+            assert!(
+                lines.iter().any(|l| l.contains(want)),
+                "`{}` lacks {want:?}:\n{d}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_prints_what_kubectl_prints() {
     let c = cluster().await;

@@ -264,6 +264,21 @@ pub(crate) fn rfc1123z(t: &str) -> String {
     }
 }
 
+/// A `metav1.Time` through `%s` (Go's `time.Time.String()` in local time, as kubectl
+/// decodes it): `2006-01-02 15:04:05 +0000 UTC`. The zone's abbreviation is not known
+/// here: `UTC` at offset zero, else the offset again (as Go prints a zone without one).
+pub(crate) fn go_time(t: &str) -> String {
+    match parse_time(t) {
+        Some(t) => {
+            let local = t.with_timezone(&chrono::Local);
+            let offset = local.format("%z").to_string();
+            let zone = if offset == "+0000" { "UTC" } else { &offset };
+            format!("{} {zone}", local.format("%Y-%m-%d %H:%M:%S %z"))
+        }
+        None => "0001-01-01 00:00:00 +0000 UTC".into(),
+    }
+}
+
 /// `translateTimestampSince`: the age of a timestamp, `<unknown>` without one.
 pub(crate) fn since(t: &str) -> String {
     match parse_time(t) {

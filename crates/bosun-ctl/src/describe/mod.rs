@@ -1,15 +1,18 @@
 //! `describe`: kubectl's describers (`k8s.io/kubectl/pkg/describe/describe.go`) for Pod,
 //! Node, ReplicationController, ReplicaSet, Deployment, Service, Namespace,
 //! PersistentVolume, PersistentVolumeClaim, HorizontalPodAutoscaler, Endpoints, ConfigMap,
-//! Secret, ServiceAccount, Job, CronJob, DaemonSet, StatefulSet, PodDisruptionBudget and
-//! StorageClass, line for line, and
+//! Secret, ServiceAccount, Job, CronJob, DaemonSet, StatefulSet, PodDisruptionBudget,
+//! StorageClass, NetworkPolicy, EndpointSlice, PriorityClass, LimitRange and ResourceQuota,
+//! line for line, and
 //! kubectl's generic describer (the object's fields as `Title Case:` lines) for every other
 //! kind; each followed by the object's events, through Go's tabwriter rules
 //! ([`crate::tabwriter`]).
 
 pub(crate) mod fmt;
 mod kinds;
+mod network;
 mod pod;
+mod policy;
 mod workloads;
 
 use serde_json::Value;
@@ -184,6 +187,17 @@ async fn describe(ctx: &Ctx, r: &Resource, o: &Value) -> Result<String> {
             let ev = events(ctx, o, Some(&r.kind), false).await?;
             workloads::storage_class_describe(o, &ev).await
         }
+        ("networking.k8s.io", "NetworkPolicy") => network::network_policy(o).await,
+        ("discovery.k8s.io", "EndpointSlice") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            network::endpoint_slice(o, &ev).await
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            let ev = events(ctx, o, Some(&r.kind), false).await?;
+            policy::priority_class(o, &ev).await
+        }
+        ("", "LimitRange") => policy::limit_range(o).await,
+        ("", "ResourceQuota") => policy::resource_quota(o).await,
         _ => {
             let ev = events(ctx, o, Some(&r.kind), false).await?;
             Ok(generic(o, &ev))
