@@ -1269,6 +1269,13 @@ async fn describe_policies_and_slices_like_kubectl() {
     ] {
         same_but_ages(ts, &args);
     }
+    // Nothing to describe: kubectl's line on stderr.
+    same(ts, &["describe", "controllerrevisions"]);
+    same(ts, &["describe", "controllerrevisions", "-A"]);
+    same(
+        ts,
+        &["describe", "pods", "-l", "none=here", "-n", "kube-system"],
+    );
     // What the describers show is there (not only equal to kubectl).
     for (args, wants) in [
         (
@@ -2023,4 +2030,234 @@ async fn rollout_status_shows_image_pulls_from_events() {
     );
     // No pull now: the same as kubectl.
     same(ts, &["rollout", "status", "deploy/pulls"]);
+}
+
+/// What a terminal shows after `bytes`: `\r` returns to the line's start, `\n` goes down,
+/// `ESC[K` erases to the end of the line, `ESC[1A` goes up one line (all `Progress` uses).
+fn screen(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                if lines.len() <= row {
+                    lines.push(Vec::new());
+                }
+            }
+            '\x1b' => {
+                let mut seq = String::new();
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    while let Some(&d) = chars.peek() {
+                        chars.next();
+                        seq.push(d);
+                        if d.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                match seq.as_str() {
+                    "K" => lines[row].truncate(col),
+                    "1A" => row = row.saturating_sub(1),
+                    other => panic!("unexpected escape sequence ESC[{other}"),
+                }
+            }
+            c => {
+                let line = &mut lines[row];
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.resize(col, ' ');
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    let mut out: Vec<String> = lines.into_iter().map(|l| l.into_iter().collect()).collect();
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out
+}
+
+#[test]
+fn screen_follows_the_escapes_progress_uses() {
+    let s =
+        screen(b"a\r\nlive 0s\r\x1b[Klive 1s\r\x1b[Kdone\r\nx\ny1\ny2\r\x1b[K\x1b[1A\r\x1b[Kz\n");
+    assert_eq!(s, vec!["a", "done", "x", "z"]);
+}
+
+/// On a terminal, `rollout status` shows a pull in progress as one live line whose seconds
+/// tick (redrawn with `\r ESC[K`), replaced by the pull's outcome; kubectl's own lines
+/// stay as kubectl prints them, the last one included.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollout_status_live_line_on_a_terminal() {
+    use std::io::Read;
+    let c = cluster().await;
+    let ts = &c.ts;
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], PULLS_DEPLOY);
+    until(
+        ts,
+        60,
+        "two pending pulls pods",
+        &["get", "pods", "-l", "app=pulls"],
+        |o| o.matches(" Pending ").count() == 2,
+    )
+    .await;
+    let pod = ts.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=pulls",
+        "-o",
+        "jsonpath={.items[0].metadata.name} {.items[0].metadata.uid}",
+    ]);
+    let (name, uid) = pod.split_once(' ').expect("name and uid");
+
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bosun-ctl"))
+        .arg("--kubeconfig")
+        .arg(ts.kubeconfig())
+        .args(["rollout", "status", "deploy/pulls", "--timeout=120s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pty.slave))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bosun-ctl");
+    // The child holds the terminal's other end now: reading ends (EIO) when it exits.
+    let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = bytes.clone();
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut b) = sink.lock() {
+                b.extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let raw = || String::from_utf8_lossy(&bytes.lock().expect("lock")).into_owned();
+    let wait_raw = |secs: u64, what: &'static str, check: Box<dyn Fn(&str) -> bool>| {
+        let raw = &raw;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            loop {
+                let r = raw();
+                if check(&r) {
+                    return r;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "timed out waiting for {what}; the terminal got:\n{r:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_raw(
+        30,
+        "the first status line",
+        Box::new(|r| r.contains("Waiting for deployment \"pulls\" rollout to finish")),
+    )
+    .await;
+
+    let image = "registry.test/app:1";
+    let ev = pod_event(
+        &format!("{name}.1"),
+        name,
+        uid,
+        "Normal",
+        "Pulling",
+        &format!("Pulling image \"{image}\""),
+    );
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], &ev);
+    let live = format!("pod/{name}: pulling image \"{image}\"...");
+    // The live line, redrawn in place until its counter reached 2 s.
+    let ticked = format!("\r\x1b[K{live} 2s");
+    let r = wait_raw(
+        30,
+        "the live line ticking to 2s",
+        Box::new(move |r| r.contains(&ticked)),
+    )
+    .await;
+    assert!(
+        r.contains(&format!("{live} 0s")) && r.contains(&format!("\r\x1b[K{live} 1s")),
+        "{r:?}"
+    );
+    // A terminal shows it as one line, below kubectl's.
+    let shown = screen(r.as_bytes());
+    assert_eq!(
+        shown.last(),
+        Some(&format!("{live} 2s")),
+        "{shown:#?}\n{r:?}"
+    );
+    assert_eq!(
+        shown.iter().filter(|l| l.starts_with("pod/")).count(),
+        1,
+        "{shown:#?}"
+    );
+
+    let pulled = format!("Successfully pulled image \"{image}\" in 2.5s (2.5s including waiting). Image size: 4178432 bytes.");
+    let ev = pod_event(&format!("{name}.2"), name, uid, "Normal", "Pulled", &pulled);
+    ts.kubectl_stdin_ok(&["create", "-f", "-"], &ev);
+    let done = format!("pod/{name}: {pulled}");
+    let d = done.clone();
+    wait_raw(30, "the pull's outcome", Box::new(move |r| r.contains(&d))).await;
+    ts.kubectl_ok(&["label", "node", "hollow-node-0", "pulls=done"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "bosun ctl rollout status did not exit; the terminal got:\n{:?}",
+                raw()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let r = wait_raw(
+        5,
+        "kubectl's last line",
+        Box::new(|r| r.contains("successfully rolled out")),
+    )
+    .await;
+    assert!(status.success(), "{status}\n{r:?}");
+    // What the terminal shows in the end: kubectl's lines, the pull's outcome in place of
+    // its live line, no live line left, kubectl's last line last.
+    let shown = screen(r.as_bytes());
+    assert!(
+        shown[0].starts_with("Waiting for deployment \"pulls\" rollout to finish: "),
+        "{shown:#?}"
+    );
+    assert_eq!(
+        shown.iter().filter(|l| **l == done).count(),
+        1,
+        "{shown:#?}"
+    );
+    assert!(
+        !shown.iter().any(|l| l.contains("pulling image")),
+        "{shown:#?}"
+    );
+    assert_eq!(
+        shown.last().map(String::as_str),
+        Some("deployment \"pulls\" successfully rolled out"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.iter().all(|l| l.starts_with("Waiting for deployment")
+            || l.starts_with("pod/")
+            || l.starts_with("deployment ")),
+        "{shown:#?}"
+    );
 }

@@ -104,6 +104,14 @@ pub(crate) async fn run(ctx: &Ctx, args: &[String], select: &SelectArgs) -> Resu
             first = false;
         }
     }
+    if first && first_error.is_none() {
+        // Nothing matched: kubectl says so on stderr (and exits 0).
+        if select.all_namespaces {
+            eprintln!("No resources found");
+        } else {
+            eprintln!("No resources found in {} namespace.", ctx.namespace);
+        }
+    }
     first_error.map_or(Ok(()), |_| Err(Error::Reported))
 }
 
