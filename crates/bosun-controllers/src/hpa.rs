@@ -384,10 +384,11 @@ impl HpaController {
         let (url, scale) = match scale {
             Ok(s) => s,
             Err(e) => {
+                let e = server_message(&e);
                 let msg =
                     format!("the HPA controller was unable to get the target's current scale: {e}");
                 self.recorder
-                    .record(hpa.as_ref(), "Warning", "FailedGetScale", e.to_string());
+                    .record(hpa.as_ref(), "Warning", "FailedGetScale", e);
                 set_cond(
                     &mut conds,
                     "AbleToScale",
@@ -540,7 +541,8 @@ impl HpaController {
                         h.scale_down_events.push((now, current - desired));
                     }
                 }
-                Err(e) => {
+                Err(err) => {
+                    let e = server_message(&err);
                     self.recorder.record(
                         hpa.as_ref(),
                         "Warning",
@@ -564,7 +566,7 @@ impl HpaController {
                         false,
                     )
                     .await?;
-                    return Err(e);
+                    return Err(err);
                 }
             }
         } else {
@@ -1145,6 +1147,18 @@ fn pod_requests(pods: &[Arc<Pod>], res: &str) -> std::result::Result<HashMap<Str
 /// A quantity in milli-units, rounded up (`Quantity.MilliValue`).
 fn milli_ceil(q: &Quantity) -> i64 {
     (milli(q) - 1e-9).ceil() as i64
+}
+
+/// What the server said (a Status's message, as upstream's `err.Error()` reads), else the
+/// error itself: for the HPA's events and conditions.
+fn server_message(e: &Error) -> String {
+    match e {
+        Error::Api {
+            source: kube::Error::Api(s),
+            ..
+        } => s.message.clone(),
+        e => e.to_string(),
+    }
 }
 
 fn milli(q: &Quantity) -> f64 {

@@ -204,3 +204,53 @@ async fn pods_without_metrics_are_reported() -> anyhow::Result<()> {
     assert_eq!(deployment_replicas(&h.client).await?, 1);
     Ok(())
 }
+
+/// An HPA whose target does not exist says so as upstream does: the server's message,
+/// not the client's error chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_target_is_reported() -> anyhow::Result<()> {
+    let h = start_with(opts(None)).await?;
+    apply(
+        &h.server,
+        r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: orphan
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: nope}
+  maxReplicas: 3
+"#,
+    );
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(h.client.clone(), "default");
+    let cond = wait_for(60, "AbleToScale False", || async {
+        let hpa = hpas.get("orphan").await?;
+        Ok(hpa
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "AbleToScale" && c.status == "False"))
+    })
+    .await?;
+    assert_eq!(cond.reason.as_deref(), Some("FailedGetScale"));
+    assert_eq!(
+        cond.message.as_deref(),
+        Some("the HPA controller was unable to get the target's current scale: deployments.apps \"nope\" not found")
+    );
+    let events: Api<Event> = Api::namespaced(h.client.clone(), "default");
+    wait_for(30, "FailedGetScale event", || async {
+        let found = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("FailedGetScale")
+                    && e.message.as_deref() == Some("deployments.apps \"nope\" not found")
+            });
+        Ok(found.then_some(()))
+    })
+    .await?;
+    Ok(())
+}
