@@ -196,6 +196,16 @@ where
     })
 }
 
+/// A clone of `rx` that has seen its current value, so that `changed()` waits for the next
+/// change. A plain clone inherits the original's last-seen version, and the loop only ever
+/// `borrow()`s the original: after the first leadership change every clone's `changed()`
+/// was ready at once, and an idle scheduler spun on its select (one core busy for good).
+fn seen_clone(rx: &watch::Receiver<bool>) -> watch::Receiver<bool> {
+    let mut c = rx.clone();
+    c.borrow_and_update();
+    c
+}
+
 impl Scheduler {
     pub(crate) fn new(
         client: kube::Client,
@@ -300,7 +310,7 @@ impl Scheduler {
                 .queue
                 .next_wakeup()
                 .unwrap_or(now + std::time::Duration::from_secs(3600));
-            let mut leader = self.leader.clone();
+            let mut leader = seen_clone(&self.leader);
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(i) => self.handle(i),
@@ -989,6 +999,24 @@ fn select_host(nodes: &[&NodeInfo], scores: &[i64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leader_wait_is_not_ready_until_leadership_changes_again() {
+        use futures::FutureExt as _;
+        let (tx, rx) = watch::channel(false);
+        tx.send_replace(true);
+        // The original has not seen `true` (the loop only borrows it); the wait must still
+        // block, or the idle loop spins.
+        assert!(
+            rx.clone().changed().now_or_never().is_some(),
+            "a plain clone is ready"
+        );
+        let mut waiter = seen_clone(&rx);
+        assert!(waiter.changed().now_or_never().is_none());
+        let mut waiter = seen_clone(&rx);
+        tx.send_replace(false);
+        assert!(matches!(waiter.changed().now_or_never(), Some(Ok(()))));
+    }
 
     #[test]
     fn adaptive_percentage_of_nodes() {
