@@ -18,6 +18,7 @@ pub mod handlers;
 mod jsonbytes;
 pub mod kinds;
 pub mod kubelet_proxy;
+pub mod loopback;
 pub mod metered;
 pub mod metrics;
 pub mod metrics_api;
@@ -104,6 +105,8 @@ pub struct Server {
     pub kubeconfig: PathBuf,
     pub pki: tls::Pki,
     pub state: handlers::SharedState,
+    loopback: loopback::Loopback,
+    loopback_control: loopback::Control,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     compactor: tokio::task::JoinHandle<()>,
@@ -158,6 +161,7 @@ impl Server {
             metrics_api: Default::default(),
         });
         let app = handlers::router(state.clone());
+        let (loopback, loopback_control) = loopback::Loopback::new(app.clone());
         let authn = Arc::new(tls::Authenticator::from_token_file(&pki.token_file)?);
         let server_tls = tls::server_config(&pki)?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -174,15 +178,25 @@ impl Server {
             kubeconfig,
             pki,
             state,
+            loopback,
+            loopback_control,
             shutdown: Some(tx),
             task: Some(task),
             compactor,
         })
     }
 
+    /// The in-process transport for clients running in this process (scheduler,
+    /// controllers, `bosun up`'s agent): requests go straight to the router as
+    /// `system:apiserver` (see [`loopback`]); wrap it with `kube::Client::new`.
+    pub fn loopback(&self) -> loopback::Loopback {
+        self.loopback.clone()
+    }
+
     /// Stops accepting, lets open requests finish briefly, and returns.
     pub async fn stop(mut self) {
         self.compactor.abort();
+        self.loopback_control.set(loopback::State::Draining);
         // Stop accepting (and tell HTTP/2 clients to go away) first, then end the watches:
         // a client that re-watches in between gets 503 from the stopped cache rather than a
         // watch that would never see another event.
@@ -194,6 +208,7 @@ impl Server {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self.loopback_control.set(loopback::State::Closed);
     }
 }
 

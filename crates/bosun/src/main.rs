@@ -389,7 +389,7 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
         .await
         .context("starting the API server")?;
     let node_ipam = if args.allocate_node_cidrs {
-        let client = admin_client(&server.kubeconfig).await?;
+        let client = loopback_client(&server);
         let mask = args.node_cidr_mask_size;
         let elect = args.leader_elect;
         Some(tokio::spawn(run_node_ipam(
@@ -404,7 +404,7 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
     let controllers = if args.controllers.iter().all(|c| c.trim().is_empty()) {
         None
     } else {
-        let client = admin_client(&server.kubeconfig).await?;
+        let client = loopback_client(&server);
         let mut opts = bosun_controllers::ControllerOptions {
             controllers: args.controllers.clone(),
             ..Default::default()
@@ -421,7 +421,7 @@ async fn start_server(args: ServerArgs) -> anyhow::Result<RunningServer> {
     let scheduler = if args.disable_scheduler {
         None
     } else {
-        let client = admin_client(&server.kubeconfig).await?;
+        let client = loopback_client(&server);
         let mut opts = bosun_scheduler::SchedulerOptions::default();
         if args.leader_elect {
             let identity = format!("{}_{}", hostname(), std::process::id());
@@ -519,8 +519,16 @@ async fn hollow(args: HollowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A kube-rs client with the admin credentials of a kubeconfig, for the in-process
-/// control loops (they talk to the API like any other client).
+/// A kube-rs client for a loop running in this process beside the API server (scheduler,
+/// controllers, node IPAM, `bosun up`'s agent): its requests go straight to the server's
+/// router as `system:apiserver` (bosun_apiserver::loopback) instead of over TLS to
+/// 127.0.0.1, one connection per concurrent request and watch.
+pub(crate) fn loopback_client(server: &bosun_apiserver::Server) -> kube::Client {
+    kube::Client::new(server.loopback(), "default")
+}
+
+/// A kube-rs client with the admin credentials of a kubeconfig, for clients in other
+/// processes (hollow nodes, benchmarks).
 async fn admin_client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
     let kc =
         kube::config::Kubeconfig::read_from(kubeconfig).context("reading the admin kubeconfig")?;
@@ -692,6 +700,16 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 /// leaves containers running. `bosun up` runs the same.
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let (client, ca_pem) = agent_client(&args).await?;
+    run_agent_with(args, client, ca_pem).await
+}
+
+/// The agent with a client already made: `bosun up` passes one over the loopback transport
+/// and the server's CA.
+pub(crate) async fn run_agent_with(
+    args: AgentArgs,
+    client: kube::Client,
+    ca_pem: String,
+) -> anyhow::Result<()> {
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
     let mut cfg = bosun_kubelet::KubeletConfig::new(node_name, args.data_dir.clone(), ca_pem);
     cfg.node_ip = args.node_ip;

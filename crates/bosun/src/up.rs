@@ -99,15 +99,9 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let node_name = args.node_name.clone().unwrap_or_else(crate::hostname);
 
     let agent_dir = agent_data_dir(&data_dir);
-    let ca = data_dir.join("tls").join("ca.crt");
+    // No --server/--token/--server-ca: the agent gets its client from here (below).
     let mut argv: Vec<String> = vec![
         "agent".into(),
-        "--server".into(),
-        url.clone(),
-        "--token".into(),
-        running.server.pki.node_token.clone(),
-        "--server-ca".into(),
-        ca.display().to_string(),
         "--data-dir".into(),
         agent_dir.display().to_string(),
         "--node-name".into(),
@@ -149,9 +143,20 @@ pub(crate) async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let agent_args = AgentCli::try_parse_from(argv)
         .context("building the agent's arguments")?
         .agent;
-    let mut agent = tokio::spawn(crate::run_agent(agent_args));
+    // The agent runs in this process: it talks to the server over the loopback transport, as
+    // the user its node token would make it over the network.
+    use bosun_apiserver::tls;
+    let agent_user = tls::UserInfo {
+        name: tls::NODE_BOOTSTRAP_USER.into(),
+        groups: vec![tls::NODES_GROUP.into(), tls::ALL_AUTHENTICATED.into()],
+        uid: tls::NODE_BOOTSTRAP_USER.into(),
+    };
+    let agent_client =
+        kube::Client::new(running.server.loopback().with_user(agent_user), "default");
+    let ca_pem = running.server.pki.ca_cert_pem.clone();
+    let mut agent = tokio::spawn(crate::run_agent_with(agent_args, agent_client, ca_pem));
 
-    let client = crate::admin_client(&kubeconfig).await?;
+    let client = crate::loopback_client(&running.server);
     let outcome = tokio::select! {
         r = wait_ready(&client, &node_name) => r.map(|()| true),
         r = &mut agent => Err(agent_ended(r)),

@@ -18,6 +18,7 @@ pub use pki::{
     ensure_pki, write_kubeconfig, Pki, ADMIN_USER, KUBERNETES_SERVICE_IP, MASTERS_GROUP,
     NODES_GROUP, NODE_BOOTSTRAP_USER, NODE_TOKEN_FILE, TLS_DIR, TOKEN_FILE,
 };
+pub(crate) use serving::dispatch;
 pub use serving::{
     anonymous_client_config, client_config, serve, server_config, HANDSHAKE_TIMEOUT,
 };

@@ -226,7 +226,7 @@ async fn handshake(acceptor: &TlsAcceptor, tcp: TcpStream) -> Option<(TlsIo, Opt
 }
 
 async fn handle(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     app: Router,
     authn: Arc<Authenticator>,
     cert_user: Option<UserInfo>,
@@ -240,15 +240,30 @@ async fn handle(
         &mut parts.headers,
     ) {
         Ok(user) => {
-            parts.extensions.insert(user);
-            parts.extensions.insert(ConnectInfo(peer));
-            req = Request::from_parts(parts, body);
-            app.oneshot(req.map(Body::new)).await
+            let req = Request::from_parts(parts, Body::new(body));
+            Ok(dispatch(app, req, user, peer).await)
         }
         Err(reason) => {
             tracing::debug!(?reason, path = parts.uri.path(), "unauthorized request");
             Ok(unauthorized())
         }
+    }
+}
+
+/// Hands an authenticated request to the router with what handlers find in its extensions:
+/// the [`UserInfo`] and `ConnectInfo<SocketAddr>`. The network listener and the in-process
+/// loopback transport ([`crate::loopback`]) both come through here.
+pub(crate) async fn dispatch(
+    app: Router,
+    mut req: Request<Body>,
+    user: UserInfo,
+    peer: SocketAddr,
+) -> Response<Body> {
+    req.extensions_mut().insert(user);
+    req.extensions_mut().insert(ConnectInfo(peer));
+    match app.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
     }
 }
 
