@@ -720,6 +720,16 @@ impl WatchEncoder {
     }
 }
 
+/// The whole answer to a watch that cannot start from its resourceVersion: 200, then one
+/// ERROR event with the Status, then the end of the stream (as upstream's cacher).
+fn expired_watch(e: &StatusError) -> Response {
+    let line = cache::watch_line("ERROR", e.to_status().to_string().as_bytes());
+    let mut resp = Response::new(Body::from(line));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
 async fn watch(
     st: &ApiState,
     rp: ResourcePath,
@@ -786,7 +796,16 @@ async fn watch(
         }
     }
     let prefix = cache::resource_prefix(rp.def, rp.namespace.as_deref());
-    let (sub, snapshot) = rc.subscribe(from, &prefix)?;
+    let (sub, snapshot) = match rc.subscribe(from, &prefix) {
+        Ok(s) => s,
+        // A resourceVersion the cache no longer holds: upstream's cacher answers 200 with one
+        // ERROR event carrying the 410 Status (`newErrWatcher`), and that event is what
+        // client-go's reflector and kube-runtime's watcher relist on. An HTTP 410 at watch
+        // start is retried as it is, from the same version, for ever: a controller whose
+        // watch lagged behind the cache never caught up again.
+        Err(e) if e.code == 410 => return Ok(expired_watch(&e)),
+        Err(e) => return Err(e),
+    };
     let timeout = match q.int("timeoutSeconds")? {
         Some(t) if t > 0 => Duration::from_secs(t as u64),
         _ => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
