@@ -1,7 +1,8 @@
 //! The in-process loopback transport: a kube-rs client over `Server::loopback` creates, gets,
 //! lists and watches (events streamed as they happen) on a real server, the loopback identity
 //! is never what a request over the network gets, and stopping the server refuses new
-//! loopback requests and ends open streams.
+//! loopback requests and ends open streams. Also, through it, the answer to a watch from a
+//! resourceVersion the watch cache no longer holds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,11 @@ use tower::ServiceExt as _;
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
 async fn start_server(dir: &std::path::Path) -> Server {
+    start_server_with(dir, Config::default().watch_cache_size).await
+}
+
+/// A server whose watch cache keeps `watch_cache_size` events per resource.
+async fn start_server_with(dir: &std::path::Path, watch_cache_size: usize) -> Server {
     std::fs::create_dir_all(dir.join("db")).expect("db dir");
     let store = bosun_store::sqlite::SqliteStore::open(
         &dir.join("db").join("state.db"),
@@ -37,6 +43,7 @@ async fn start_server(dir: &std::path::Path) -> Server {
         data_dir: dir.to_path_buf(),
         bind_address: "127.0.0.1".parse().expect("address"),
         secure_port: 0,
+        watch_cache_size,
         ..Default::default()
     };
     Server::start(config, Arc::new(store))
@@ -326,4 +333,50 @@ async fn stopping_refuses_new_requests_and_cuts_open_streams() {
     .expect("the stream ended in time");
     assert!(end, "a cut stream ends with an error, not a clean end");
     assert!(loopback.oneshot(get("/whoami")).await.is_err());
+}
+
+/// Events the cache keeps per resource in `watch_from_an_expired_version_gets_one_error_event`.
+const CACHE: usize = 16;
+
+/// A watch from a resourceVersion the watch cache no longer holds is answered as upstream's
+/// cacher answers it: 200 and one ERROR event with the 410 `Expired` Status, which is what
+/// kube-runtime's watcher and client-go's reflector relist on (an HTTP 410 at watch start
+/// made them retry the same version for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_an_expired_version_gets_one_error_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_server_with(dir.path(), CACHE).await;
+    let client = kube::Client::new(server.loopback(), "default");
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+
+    let first = api
+        .create(&PostParams::default(), &config_map("cm-000"))
+        .await
+        .expect("create");
+    let first_rv = first.metadata.resource_version.expect("resourceVersion");
+    for i in 1..(CACHE * 3) {
+        api.create(&PostParams::default(), &config_map(&format!("cm-{i:03}")))
+            .await
+            .expect("create");
+    }
+
+    // The raw watch: it starts (200), and its only event is the 410 Status.
+    let stream = api
+        .watch(&WatchParams::default(), &first_rv)
+        .await
+        .expect("the watch starts even though its version is gone");
+    let events: Vec<_> = tokio::time::timeout(HANG_GUARD, stream.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends after the error event");
+    assert_eq!(events.len(), 1, "exactly one event: {events:?}");
+    match &events[0] {
+        Ok(WatchEvent::Error(e)) => {
+            assert_eq!(e.code, 410, "{e:?}");
+            assert_eq!(e.reason, "Expired", "{e:?}");
+            assert!(e.message.starts_with("too old resource version"), "{e:?}");
+        }
+        other => panic!("expected an ERROR event with 410, got {other:?}"),
+    }
+
+    server.stop().await;
 }
